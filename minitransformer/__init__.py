@@ -1,0 +1,23 @@
+"""minitransformer: a from-scratch transformer framework you can read in an evening.
+
+    import minitransformer as mt
+    x = mt.tensor([[1.0, 2.0]], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # array([[2., 4.]], dtype=float32)
+"""
+
+# tensor first: it pulls in autograd and the ops once Tensor exists (they all build on it)
+from .tensor import Tensor, arange, ones, rand, randn, tensor, zeros  # isort: skip
+from .autograd import Function, detect_anomaly, is_grad_enabled, no_grad
+from .backend import cupy_available, manual_seed
+from .gradcheck import GradcheckError, gradcheck
+from .ops.elementwise import maximum, where
+from .ops.shape import concat, split, stack
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function", "GradcheckError", "Tensor", "arange", "concat", "cupy_available", "detect_anomaly",
+    "gradcheck", "is_grad_enabled", "manual_seed", "maximum", "no_grad", "ones", "rand", "randn",
+    "split", "stack", "tensor", "where", "zeros",
+]

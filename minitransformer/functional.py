@@ -1,0 +1,158 @@
+"""The user-facing functions, ``import minitransformer.functional as F``.
+
+Each checks its inputs and calls one op (or composes a few); the formulas live on the ops.
+"""
+
+from __future__ import annotations
+
+from .backend import array_module
+from .ops import attention, elementwise, loss, matmul, normalization
+from .ops import embedding as embedding_op
+from .ops import softmax as softmax_op
+from .ops.dropout import Dropout
+from .ops.elementwise import gelu, maximum, where  # noqa: F401  (re-exported)
+from .ops.validate import check_float, check_index_range, check_integer
+from .tensor import Tensor, describe, lift
+
+
+def _as_tensor(x, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    return x
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b, W of shape (out_features, in_features)   (F10 when out_features = 1)"""
+    return matmul.linear(_as_tensor(x, "linear"), weight, bias)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(0, x)   (F6)"""
+    return elementwise.ReLU.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x)   (F5)"""
+    return elementwise.Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return elementwise.Tanh.apply(x)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x_i) / sum_j exp(x_j) along ``axis``   (F9)"""
+    return softmax_op.Softmax.apply(_as_tensor(x, "softmax"), axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return softmax_op.LogSoftmax.apply(_as_tensor(x, "log_softmax"), axis=axis)
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis."""
+    x = _as_tensor(x, "layer_norm")
+    if weight is None:
+        weight = Tensor(array_module(x.data).ones(x.shape[-1], dtype=x.dtype))
+    params = (weight,) if bias is None else (weight, bias)
+    return normalization.LayerNorm.apply(x, *params, eps=eps)
+
+
+def embedding(ids, weight: Tensor) -> Tensor:
+    """Row ``ids[...]`` of ``weight`` (V, C) for every id   (F15): (*ids.shape, C)"""
+    ids = ids.data if isinstance(ids, Tensor) else ids
+    check_integer("embedding", "ids", ids)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be (num_embeddings, dim), got {describe(weight)}")
+    check_index_range("embedding", "ids", ids, weight.shape[0])
+    return embedding_op.Embedding.apply(weight, ids=ids)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: identity unless ``training`` and p > 0."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=p)
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """-log softmax(logits)[target], averaged over rows   (F2 with one-hot labels, F9)
+
+    logits (N, C) or (B, T, C); targets integer class ids (N,) or (B, T); rows whose target is
+    ``ignore_index`` don't count.
+    """
+    targets = targets.data if isinstance(targets, Tensor) else targets
+    loss.check_cross_entropy_inputs(_as_tensor(logits, "cross_entropy").data, targets, ignore_index, reduction)
+    return loss.CrossEntropy.apply(logits, targets=targets, ignore_index=ignore_index, reduction=reduction)
+
+
+def _reduce(values: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    raise ValueError(f"{op}: reduction must be one of ('mean', 'sum', 'none'), got {reduction!r}")
+
+
+def _check_same_shape(op: str, prediction: Tensor, target: Tensor) -> None:
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"{op}: prediction {describe(prediction)} and target {describe(target)} must have "
+            "the same shape"
+        )
+
+
+def mse_loss(prediction: Tensor, target, reduction: str = "mean") -> Tensor:
+    """(1/n) sum_i (y_i - y_hat_i)^2   (F1)"""
+    target = lift(target, prediction)
+    _check_same_shape("mse_loss", prediction, target)
+    difference = prediction - target
+    return _reduce(difference * difference, reduction, "mse_loss")
+
+
+def binary_cross_entropy(probabilities: Tensor, target, reduction: str = "mean", eps: float = 1e-12) -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1]   (F2 for two classes)
+
+    p is clipped to [eps, 1 - eps] inside the logs so a confident mistake costs a large but
+    finite loss. Prefer ``binary_cross_entropy_with_logits``: it is exact for any logit.
+    """
+    target = lift(target, probabilities)
+    _check_same_shape("binary_cross_entropy", probabilities, target)
+    check_float("binary_cross_entropy", "probabilities", probabilities.data)
+    p = probabilities.data
+    if p.size and (float(p.min()) < 0 or float(p.max()) > 1):
+        raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]; got values "
+                         f"in [{float(p.min()):.4g}, {float(p.max()):.4g}] (pass logits to "
+                         "binary_cross_entropy_with_logits instead)")
+    clipped_p = maximum(probabilities, eps)
+    clipped_q = maximum(1 - probabilities, eps)
+    values = -(target * clipped_p.log() + (1 - target) * clipped_q.log())
+    return _reduce(values, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    """BCE of sigmoid(z) (F5/F11) in the stable form max(z, 0) - z y + log(1 + e^-|z|)."""
+    target = lift(target, logits)
+    _check_same_shape("binary_cross_entropy_with_logits", logits, target)
+    values = relu(logits) - logits * target + (1 + (-logits.abs()).exp()).log()
+    return _reduce(values, reduction, "binary_cross_entropy_with_logits")
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, is_causal: bool = False,
+                                 dropout_p: float = 0.0, scale: float | None = None) -> Tensor:
+    """softmax(Q K^T / sqrt(d_k) + mask) V   (F14) over (..., T, hs) tensors, e.g. (B, nh, T, hs).
+
+    ``mask``: boolean (True = may attend) or float (added to the scores), broadcastable to
+    (..., Tq, Tk); ``is_causal``: position t attends to keys 0..t only.
+    """
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    attention.check_attention_inputs(q.data, k.data, v.data, mask)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    return attention.ScaledDotProductAttention.apply(
+        q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout_p, scale=scale
+    )

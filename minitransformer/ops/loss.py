@@ -1,0 +1,66 @@
+"""Cross-entropy, fused: log-softmax and the negative log-likelihood in one node."""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import array_module
+from ..tensor import describe
+from .validate import check_float, check_index_range, check_integer
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class CrossEntropy(Function):
+    """loss_n = -log softmax(z_n)[y_n] = logsumexp(z_n) - z_n[y_n]   (F2 with one-hot labels, F9)
+
+    Rows whose target is ``ignore_index`` get loss 0 and no gradient; "mean" averages over the
+    rows that count (and returns 0 when none does, never NaN).
+        dL/dz_n = (softmax(z_n) - onehot(y_n)) * dL/dloss_n
+    With "mean" over N counted rows, dL/dloss_n = 1/N, hence the famous (softmax - onehot) / N.
+    """
+
+    def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
+        xp = array_module(logits)
+        num_classes = logits.shape[-1]
+        rows = logits.reshape(-1, num_classes)  # (N, C)
+        targets = targets.reshape(-1)  # (N,)
+        shifted = rows - rows.max(axis=1, keepdims=True)
+        log_sum_exp = xp.log(xp.exp(shifted).sum(axis=1))  # (N,) of the shifted logits
+        counted = targets != ignore_index
+        safe_targets = xp.where(counted, targets, 0)
+        row_index = xp.arange(rows.shape[0])
+        losses = (log_sum_exp - shifted[row_index, safe_targets]) * counted  # (N,)
+        self.save_for_backward(shifted, log_sum_exp, safe_targets, counted)
+        self.reduction, self.logits_shape = reduction, logits.shape
+        self.count = max(int(counted.sum()), 1)
+        if reduction == "none":
+            return losses.reshape(logits.shape[:-1])
+        total = losses.sum()
+        return total / self.count if reduction == "mean" else total
+
+    def backward(self, grad):
+        shifted, log_sum_exp, safe_targets, counted = self.saved
+        xp = array_module(shifted)
+        grad_rows = xp.exp(shifted - log_sum_exp[:, None])  # softmax, (N, C)
+        grad_rows[xp.arange(shifted.shape[0]), safe_targets] -= 1
+        if self.reduction == "none":
+            scale = grad.reshape(-1) * counted
+        else:
+            scale = counted * (grad / self.count if self.reduction == "mean" else grad)
+        grad_rows *= scale.astype(grad_rows.dtype)[:, None]
+        return grad_rows.reshape(self.logits_shape), None
+
+
+def check_cross_entropy_inputs(logits, targets, ignore_index: int, reduction: str) -> None:
+    check_float("cross_entropy", "logits", logits)
+    check_integer("cross_entropy", "targets", targets)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if logits.ndim < 2 or targets.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"cross_entropy: logits {describe(logits)} and targets {describe(targets)} don't fit; "
+            "expected logits (N, C) or (B, T, C) and targets of the leading shape, (N,) or (B, T)"
+        )
+    check_index_range(
+        "cross_entropy", "targets", targets, logits.shape[-1], allowed=(ignore_index,)
+    )

@@ -1,0 +1,53 @@
+"""Layer normalisation, fused (Ba, Kiros and Hinton 2016), over the last axis."""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import array_module
+from ..tensor import describe
+from .validate import check_float
+
+
+class LayerNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * w + b, mean and (biased) var over the last axis.
+
+    With x_hat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps), g_hat = dL/dy * w and n the size
+    of the last axis (derivation in lessons/11):
+        dL/dx = rstd * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
+        dL/dw = sum over rows of dL/dy * x_hat,    dL/db = sum over rows of dL/dy
+    """
+
+    def forward(self, x, weight, bias=None, eps=1e-5):
+        check_float("layer_norm", "input", x)
+        n = x.shape[-1]
+        for name, param in (("weight", weight), ("bias", bias)):
+            if param is not None and param.shape != (n,):
+                raise ValueError(
+                    f"layer_norm: {name} is {describe(param)}; expected shape ({n},) to match "
+                    f"the last axis of the input {describe(x)}"
+                )
+        xp = array_module(x)
+        mean = x.mean(axis=-1, keepdims=True)
+        centered = x - mean
+        var = (centered * centered).mean(axis=-1, keepdims=True)
+        rstd = 1 / xp.sqrt(var + eps)
+        x_hat = centered * rstd
+        self.save_for_backward(x_hat, rstd, weight)
+        out = x_hat * weight
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, grad):
+        x_hat, rstd, weight = self.saved
+        g_hat = grad * weight
+        grad_x = rstd * (
+            g_hat
+            - g_hat.mean(axis=-1, keepdims=True)
+            - x_hat * (g_hat * x_hat).mean(axis=-1, keepdims=True)
+        )
+        rows = tuple(range(grad.ndim - 1))
+        needs = self.needs_input_grad
+        grad_weight = (grad * x_hat).sum(axis=rows) if needs[1] else None
+        grad_bias = grad.sum(axis=rows) if len(needs) > 2 and needs[2] else None
+        return grad_x, grad_weight, grad_bias
