@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd import Function, unbroadcast
 from ..backend import array_module, is_array, scatter_add
 from ..tensor import Tensor, describe
-from .validate import normalize_axes
+from .validate import normalize_axes, normalize_axis
 
 
 class Reshape(Function):
@@ -36,10 +36,11 @@ class Transpose(Function):
     def forward(self, a, axes=None):
         if axes is None:
             axes = tuple(reversed(range(a.ndim)))
-        if sorted(int(ax) % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)) or len(axes) != a.ndim:
+        if len(axes) != a.ndim:
             raise ValueError(
                 f"transpose: axes {tuple(axes)} are not a permutation of the {a.ndim} axes of {describe(a)}"
             )
+        normalize_axes("transpose", axes, a.ndim)  # raises on an axis out of range or repeated
         self.axes = tuple(int(ax) % a.ndim for ax in axes)
         return a.transpose(self.axes)
 
@@ -49,7 +50,7 @@ class Transpose(Function):
 
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
     axes = list(range(x.ndim))
-    first, second = (normalize_axes("swapaxes", ax, x.ndim)[0] for ax in (axis1, axis2))
+    first, second = (normalize_axis("swapaxes", ax, x.ndim) for ax in (axis1, axis2))
     axes[first], axes[second] = axes[second], axes[first]
     return Transpose.apply(x, axes=tuple(axes))
 
@@ -137,7 +138,12 @@ class Concat(Function):
 
     def forward(self, *arrays, axis=0):
         xp = array_module(*arrays)
-        self.axis = normalize_axes("concat", axis, arrays[0].ndim)[0]
+        if len({a.ndim for a in arrays}) != 1 or arrays[0].ndim == 0:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(
+                f"concat: shapes {shapes} must all have the same number of dimensions, at least 1"
+            )
+        self.axis = normalize_axis("concat", axis, arrays[0].ndim)
         self.sizes = [a.shape[self.axis] for a in arrays]
         try:
             return xp.concatenate(arrays, axis=self.axis)
@@ -166,7 +172,7 @@ class Stack(Function):
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
-        self.axis = normalize_axes("stack", axis, arrays[0].ndim + 1)[0]
+        self.axis = normalize_axis("stack", axis, arrays[0].ndim + 1)
         return array_module(*arrays).stack(arrays, axis=self.axis)
 
     def backward(self, grad):
@@ -185,7 +191,7 @@ def split(x: Tensor, sections, axis: int = 0) -> list[Tensor]:
 
     Each part is a slice of x, so its gradient flows back through ``GetItem``.
     """
-    axis = normalize_axes("split", axis, x.ndim)[0]
+    axis = normalize_axis("split", axis, x.ndim)
     length = x.shape[axis]
     if isinstance(sections, int):
         if sections <= 0 or length % sections:

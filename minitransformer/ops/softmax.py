@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import array_module
-from .validate import check_float, normalize_axes
+from .validate import check_float, normalize_axis
 
 
 def stable_softmax(x, axis: int):
@@ -26,7 +26,7 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         check_float("softmax", "input", x)
-        self.axis = normalize_axes("softmax", axis, x.ndim)[0]
+        self.axis = normalize_axis("softmax", axis, x.ndim)
         y = stable_softmax(x, self.axis)
         self.save_for_backward(y)
         return y
@@ -45,7 +45,7 @@ class LogSoftmax(Function):
     def forward(self, x, axis=-1):
         check_float("log_softmax", "input", x)
         xp = array_module(x)
-        self.axis = normalize_axes("log_softmax", axis, x.ndim)[0]
+        self.axis = normalize_axis("log_softmax", axis, x.ndim)
         shifted = x - x.max(axis=self.axis, keepdims=True)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
         self.save_for_backward(y)

@@ -28,6 +28,13 @@ def normalize_axes(op: str, axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(normalized))
 
 
+def normalize_axis(op: str, axis, ndim: int) -> int:
+    """One axis (an int, possibly negative) as a non-negative int; a tuple is an error here."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be a single int, got {axis!r}")
+    return normalize_axes(op, axis, ndim)[0]
+
+
 def check_float(op: str, name: str, array) -> None:
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"{op}: {name} must be floating point, got {describe(array)}")
