@@ -78,6 +78,12 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params) -> Tensor:
         fn = cls()
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(
+                    f"{cls.__name__}: inputs must be tensors, got {type(t).__name__}; "
+                    "wrap arrays and numbers with minitransformer.tensor(...)"
+                )
         arrays = [t.data for t in inputs]
         if len(arrays) > 1:
             _check_same_device(cls.__name__, inputs)
@@ -87,6 +93,8 @@ class Function:
         out_data = fn.forward(*arrays, **params)
         if not is_array(out_data):  # NumPy reductions to 0-d return scalars, not arrays
             out_data = array_module(*arrays).asarray(out_data)
+        # integer and boolean outputs (a cast to int, a sum of a mask) have no gradient
+        requires_grad = requires_grad and out_data.dtype.kind == "f"
         out = Tensor(out_data, requires_grad=requires_grad)
         if _anomaly_detection:
             _check_finite(cls.__name__, "output", out.data, arrays)
@@ -167,9 +175,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             raise ValueError(
                 f"backward: grad is {got}; expected an array of the tensor's shape {root.shape}"
             )
+        grad = xp.asarray(grad, dtype=root.dtype)
 
     grads = {id(root): grad}
-    handed_to_leaves: set[int] = set()
+    handed_to_leaves = {id(grad)}  # the caller keeps its grad array: leaves get a copy of it
     for tensor in _topological_order(root):
         grad_output = grads.pop(id(tensor), None)
         if grad_output is None:
@@ -190,7 +199,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         for inp, input_grad, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
             if not needed or input_grad is None:
                 continue
-            input_grad = unbroadcast(input_grad, inp.shape)
+            input_grad = _fit_gradient(type(fn).__name__, input_grad, inp.shape)
             if input_grad.dtype != inp.data.dtype:
                 input_grad = input_grad.astype(inp.data.dtype)
             if _anomaly_detection:
@@ -199,6 +208,19 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             grads[key] = input_grad if key not in grads else grads[key] + input_grad
         if not retain_graph:
             fn.inputs, fn.saved = None, ()
+
+
+def _fit_gradient(op: str, grad, shape: tuple[int, ...]):
+    """The gradient summed down to its input's shape, or an error naming the op whose backward
+    returned a gradient that no broadcasting explains (a bug in that op, not in the caller)."""
+    if grad.ndim >= len(shape):
+        grad = unbroadcast(grad, shape)
+    if grad.shape != shape:
+        raise RuntimeError(
+            f"backward: {op}.backward returned a gradient of shape {grad.shape} for an input of "
+            f"shape {shape}; expected the input's shape or a shape it broadcasts to"
+        )
+    return grad
 
 
 def _accumulate(tensor: Tensor, grad, handed_to_leaves: set[int]) -> None:
