@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .autograd import no_grad
 from .backend import array_module, to_numpy
 from .tensor import Tensor
 
@@ -32,7 +33,10 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         if not isinstance(x, Tensor):
             raise TypeError(f"gradcheck: inputs must be tensors, got {type(x).__name__}")
         is_float = np.issubdtype(x.dtype, np.floating)
-        leaves.append(Tensor(x.data.astype(np.float64), requires_grad=True) if is_float else x)
+        # a C-ordered copy, so that reshape(-1) below is a view of it even when x is a
+        # transposed (Fortran-ordered) array
+        data = x.data.astype(np.float64, order="C")
+        leaves.append(Tensor(data, requires_grad=True) if is_float else x)
     differentiable = [i for i, t in enumerate(leaves) if t.requires_grad]
 
     out = fn(*leaves)
@@ -40,7 +44,8 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     weights = xp.asarray(np.random.default_rng(seed).standard_normal(out.shape))
 
     def scalar_loss() -> float:
-        return float((fn(*leaves).data * weights).sum())
+        with no_grad():  # forward only: no graph to build for the nudged inputs
+            return float((fn(*leaves).data * weights).sum())
 
     (out * Tensor(weights)).sum().backward()
     failures = []
