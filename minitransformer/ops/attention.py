@@ -62,22 +62,21 @@ class ScaledDotProductAttention(Function):
         if bias is not None:
             row_sum[row_sum == 0] = 1
         weights /= row_sum  # (B, nh, Tq, Tk), P
-        dropped = weights
-        self.keep = None
+        dropped, keep = weights, None
         if dropout_p > 0:
-            self.keep = keep_mask(weights.shape, dropout_p, weights.dtype, device_of(weights))
-            dropped = weights * self.keep
+            keep = keep_mask(weights.shape, dropout_p, weights.dtype, device_of(weights))
+            dropped = weights * keep
         self.scale = scale
-        self.save_for_backward(q, k, v, weights)
+        self.save_for_backward(q, k, v, weights, keep)
         return dropped @ v  # (B, nh, Tq, hs)
 
     def backward(self, grad):
-        q, k, v, weights = self.saved
-        dropped = weights if self.keep is None else weights * self.keep
+        q, k, v, weights, keep = self.saved
+        dropped = weights if keep is None else weights * keep
         grad_v = _swap_last(dropped) @ grad  # (B, nh, Tk, hs)
         grad_weights = grad @ _swap_last(v)  # (B, nh, Tq, Tk)
-        if self.keep is not None:
-            grad_weights *= self.keep
+        if keep is not None:
+            grad_weights *= keep
         # softmax backward, in place: dS = P * (dP - rowsum(dP * P)), then the 1/sqrt(d_k)
         row_dot = (grad_weights * weights).sum(axis=-1, keepdims=True)
         grad_weights -= row_dot
