@@ -21,6 +21,11 @@ def _as_tensor(x, op: str) -> Tensor:
     return x
 
 
+def _as_array(x, like: Tensor):
+    """Indices or a mask (a tensor, an array or a list) as an array on ``like``'s device."""
+    return x.data if isinstance(x, Tensor) else array_module(like.data).asarray(x)
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b, W of shape (out_features, in_features)   (F10 when out_features = 1)"""
     return matmul.linear(_as_tensor(x, "linear"), weight, bias)
@@ -60,7 +65,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 
 def embedding(ids, weight: Tensor) -> Tensor:
     """Row ``ids[...]`` of ``weight`` (V, C) for every id   (F15): (*ids.shape, C)"""
-    ids = ids.data if isinstance(ids, Tensor) else ids
+    ids = _as_array(ids, weight)
     check_integer("embedding", "ids", ids)
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, dim), got {describe(weight)}")
@@ -83,8 +88,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, reduction: 
     logits (N, C) or (B, T, C); targets integer class ids (N,) or (B, T); rows whose target is
     ``ignore_index`` don't count.
     """
-    targets = targets.data if isinstance(targets, Tensor) else targets
-    loss.check_cross_entropy_inputs(_as_tensor(logits, "cross_entropy").data, targets, ignore_index, reduction)
+    targets = _as_array(targets, _as_tensor(logits, "cross_entropy"))
+    loss.check_cross_entropy_inputs(logits.data, targets, ignore_index, reduction)
     return loss.CrossEntropy.apply(logits, targets=targets, ignore_index=ignore_index, reduction=reduction)
 
 
@@ -138,7 +143,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
     """BCE of sigmoid(z) (F5/F11) in the stable form max(z, 0) - z y + log(1 + e^-|z|)."""
     target = lift(target, logits)
     _check_same_shape("binary_cross_entropy_with_logits", logits, target)
-    values = relu(logits) - logits * target + (1 + (-logits.abs()).exp()).log()
+    check_float("binary_cross_entropy_with_logits", "logits", logits.data)
+    values = loss.BinaryCrossEntropyWithLogits.apply(logits, target)
     return _reduce(values, reduction, "binary_cross_entropy_with_logits")
 
 
@@ -149,7 +155,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, is_
     ``mask``: boolean (True = may attend) or float (added to the scores), broadcastable to
     (..., Tq, Tk); ``is_causal``: position t attends to keys 0..t only.
     """
-    mask = mask.data if isinstance(mask, Tensor) else mask
+    mask = None if mask is None else _as_array(mask, q)
     attention.check_attention_inputs(q.data, k.data, v.data, mask)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")

@@ -93,6 +93,8 @@ class PowConstant(Function):
     def backward(self, grad):
         (a,) = self.saved
         p = self.exponent
+        if p == 0:  # a^0 = 1 is constant; p * a^(p-1) would be 0 * inf = NaN at a = 0
+            return array_module(a).zeros_like(a)
         if p == 2:
             return grad * 2 * a
         return grad * p * a ** (p - 1)
@@ -170,17 +172,19 @@ class Tanh(Function):
         return grad * (1 - out * out)
 
 
-class Sigmoid(Function):
-    """z = 1 / (1 + e^-a)   (F5);   dz/da = z (1 - z)
+def stable_sigmoid(a):
+    """1 / (1 + e^-a) on a raw array, as 1 / (1 + e^-|a|) or e^-|a| / (1 + e^-|a|) by the sign
+    of a, so exp never overflows for large |a|."""
+    xp = array_module(a)
+    e = xp.exp(-abs(a))  # in (0, 1]
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
 
-    Computed as 1 / (1 + e^-|a|) or e^-|a| / (1 + e^-|a|) by the sign of a, so exp never
-    overflows for large |a|.
-    """
+
+class Sigmoid(Function):
+    """z = 1 / (1 + e^-a)   (F5, computed by ``stable_sigmoid``);   dz/da = z (1 - z)"""
 
     def forward(self, a):
-        xp = array_module(a)
-        e = xp.exp(-abs(a))  # in (0, 1]
-        out = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        out = stable_sigmoid(a)
         self.save_for_backward(out)
         return out
 
@@ -265,13 +269,14 @@ class Where(Function):
     """z = a where condition else b;   dz/da = condition,  dz/db = not condition"""
 
     def forward(self, a, b, condition):
-        self.condition = condition
+        self.save_for_backward(condition)
         return array_module(a, b).where(condition, a, b)
 
     def backward(self, grad):
+        (condition,) = self.saved
         xp = array_module(grad)
         zero = xp.zeros((), dtype=grad.dtype)
-        return xp.where(self.condition, grad, zero), xp.where(self.condition, zero, grad)
+        return xp.where(condition, grad, zero), xp.where(condition, zero, grad)
 
 
 def where(condition, a, b) -> Tensor:

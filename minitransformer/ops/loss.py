@@ -1,10 +1,12 @@
-"""Cross-entropy, fused: log-softmax and the negative log-likelihood in one node."""
+"""Cross-entropy losses, fused: log-softmax and the negative log-likelihood in one node, and
+the binary cross-entropy of a logit."""
 
 from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import array_module
 from ..tensor import describe
+from .elementwise import stable_sigmoid
 from .validate import check_float, check_index_range, check_integer
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -64,3 +66,26 @@ def check_cross_entropy_inputs(logits, targets, ignore_index: int, reduction: st
     check_index_range(
         "cross_entropy", "targets", targets, logits.shape[-1], allowed=(ignore_index,)
     )
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """loss = -(y log sigmoid(z) + (1 - y) log(1 - sigmoid(z)))   (F2 for two classes, F5, F11)
+            = max(z, 0) - z y + log(1 + e^-|z|)   (exp of a non-positive number only)
+
+    dL/dz = sigmoid(z) - y,   dL/dy = -z
+    One node, not relu/abs/exp/log composed: those have kinks at z = 0 whose one-sided
+    derivatives (0 for relu, sign(0) = 0 for abs) don't add up, giving dL/dz = -y instead of
+    1/2 - y at z = 0, where a zero-initialised classifier starts.
+    """
+
+    def forward(self, logits, target):
+        xp = array_module(logits)
+        self.save_for_backward(logits, target)
+        return xp.maximum(logits, 0) - logits * target + xp.log1p(xp.exp(-abs(logits)))
+
+    def backward(self, grad):
+        logits, target = self.saved
+        need_logits, need_target = self.needs_input_grad
+        grad_logits = grad * (stable_sigmoid(logits) - target) if need_logits else None
+        grad_target = -grad * logits if need_target else None
+        return grad_logits, grad_target
