@@ -10,6 +10,7 @@ The arithmetic methods are thin: each calls one op from ``minitransformer.ops``.
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -151,23 +152,27 @@ class Tensor:
         return ops.matmul.MatMul.apply(lift(other, self), self)
 
     # comparisons: plain boolean tensors, outside the graph
+    def _compare(self, other, compare) -> Tensor:
+        result = compare(self.data, lift(other, self).data)
+        return Tensor(array_module(self.data).asarray(result))  # 0-d NumPy results are scalars
+
     def __lt__(self, other):
-        return Tensor(self.data < lift(other, self).data)
+        return self._compare(other, operator.lt)
 
     def __le__(self, other):
-        return Tensor(self.data <= lift(other, self).data)
+        return self._compare(other, operator.le)
 
     def __gt__(self, other):
-        return Tensor(self.data > lift(other, self).data)
+        return self._compare(other, operator.gt)
 
     def __ge__(self, other):
-        return Tensor(self.data >= lift(other, self).data)
+        return self._compare(other, operator.ge)
 
     def __eq__(self, other):
-        return Tensor(self.data == lift(other, self).data)
+        return self._compare(other, operator.eq)
 
     def __ne__(self, other):
-        return Tensor(self.data != lift(other, self).data)
+        return self._compare(other, operator.ne)
 
     # --- elementwise functions --------------------------------------------------------------
     def exp(self):
