@@ -16,7 +16,10 @@ from hypothesis import HealthCheck, settings
 import minitransformer as mt
 from minitransformer import backend
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# function_scoped_fixture: the xp fixture below returns a module and holds no state, so sharing
+# it across the examples of one @given test is safe.
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                     HealthCheck.function_scoped_fixture])
 settings.register_profile("ci", derandomize=True, max_examples=40, print_blob=True, **_common)
 settings.register_profile("dev", max_examples=40, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)

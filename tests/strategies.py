@@ -41,3 +41,24 @@ def away_from_kinks(values: np.ndarray, kinks=(0.0,), margin: float = 1e-3) -> n
         close = np.abs(values - kink) < margin
         values[close] = kink + margin * 2
     return values
+
+
+def distinct_arrays(shape, low: float = -3.0, high: float = 3.0):
+    """Float arrays with no repeated value (no ties for max/min), values in [low, high]."""
+    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
+    return hnp.arrays(np.float64, shape, elements=elements, unique=True)
+
+
+def large_arrays(shape, magnitude: float = 1e4):
+    """Arrays whose values reach +-magnitude, for the numerically stable ops."""
+    return arrays(shape, -magnitude, magnitude)
+
+
+@st.composite
+def matmul_shapes(draw):
+    """(a_shape, b_shape) for a @ b: 1-D, 2-D or batched with broadcasting batch dims."""
+    m, k, n = (draw(st.integers(1, 3)) for _ in range(3))
+    batch_a, batch_b = draw(broadcastable_pair(2, max_dims=2))
+    a_shape = (k,) if draw(st.booleans()) and not batch_a else batch_a + (m, k)
+    b_shape = (k,) if draw(st.booleans()) and not batch_b else batch_b + (k, n)
+    return a_shape, b_shape
