@@ -11,6 +11,7 @@ from .ops import embedding as embedding_op
 from .ops import softmax as softmax_op
 from .ops.dropout import Dropout
 from .ops.elementwise import gelu, maximum, where  # noqa: F401  (re-exported)
+from .ops.shape import concat as concat_tensors
 from .ops.validate import check_float, check_index_range, check_integer
 from .tensor import Tensor, describe, lift
 
@@ -162,3 +163,35 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, is_
     return attention.ScaledDotProductAttention.apply(
         q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout_p, scale=scale
     )
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding: int = 0) -> Tensor:
+    """1-D cross-correlation, as deep-learning libraries compute "convolution":
+
+        y[b, i, j] = sum_c sum_k weight[i, c, k] * x_padded[b, c, j * stride + k] + bias[i]
+
+    x (B, C_in, L), weight (C_out, C_in, K) -> (B, C_out, L_out), L_out = (L + 2 padding - K) // stride + 1.
+    Built from differentiable ops: unfold the input into windows (an index gather, whose
+    backward scatter-adds overlapping windows), then one matrix product.
+    """
+    if x.ndim != 3 or weight.ndim != 3 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv1d: input {describe(x)} and weight {describe(weight)} don't fit; expected "
+            "input (B, C_in, L) and weight (C_out, C_in, K) with the same C_in"
+        )
+    if stride < 1 or padding < 0:
+        raise ValueError(f"conv1d: stride must be >= 1 and padding >= 0, got {stride} and {padding}")
+    xp = array_module(x.data)
+    B, C_in, L = x.shape
+    C_out, _, K = weight.shape
+    if padding:
+        zeros = Tensor(xp.zeros((B, C_in, padding), dtype=x.dtype))
+        x = concat_tensors([zeros, x, zeros], axis=2)
+    L_out = (L + 2 * padding - K) // stride + 1
+    if L_out < 1:
+        raise ValueError(f"conv1d: kernel size {K} is longer than the padded input ({L + 2 * padding})")
+    window_index = xp.arange(L_out)[:, None] * stride + xp.arange(K)[None, :]  # (L_out, K)
+    windows = x[:, :, window_index]  # (B, C_in, L_out, K)
+    windows = windows.transpose(0, 2, 1, 3).reshape(B, L_out, C_in * K)
+    out = linear(windows, weight.reshape(C_out, C_in * K), bias)  # (B, L_out, C_out)
+    return out.transpose(0, 2, 1)  # (B, C_out, L_out)

@@ -223,19 +223,22 @@ class GELU(Function):
     def forward(self, a, approximate="none"):
         xp = array_module(a)
         self.approximate = approximate
-        self.save_for_backward(a)
         if approximate == "tanh":
-            return 0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3)))
-        return 0.5 * a * (1 + erf(a / _SQRT_2))
+            t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
+            self.save_for_backward(a, t)
+            return 0.5 * a * (1 + t)
+        cdf = 0.5 * (1 + erf(a / _SQRT_2))  # Phi(a); kept, as erf costs more than the rest
+        self.save_for_backward(a, cdf)
+        return a * cdf
 
     def backward(self, grad):
-        (a,) = self.saved
+        a, saved = self.saved
         xp = array_module(a)
         if self.approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
+            t = saved
             du_da = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du_da)
-        cdf = 0.5 * (1 + erf(a / _SQRT_2))
+        cdf = saved
         pdf = _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
         return grad * (cdf + a * pdf)
 

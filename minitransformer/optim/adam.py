@@ -1,0 +1,72 @@
+"""Adam (Kingma & Ba 2015, Algorithm 1) and AdamW (Loshchilov & Hutter 2019)."""
+
+from __future__ import annotations
+
+import math
+
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """For each parameter, with gradient g at step t:
+
+        m_t = beta1 m_{t-1} + (1 - beta1) g            first moment: a running mean of g
+        v_t = beta2 v_{t-1} + (1 - beta2) g^2          second moment: a running mean of g^2
+        m_hat = m_t / (1 - beta1^t),  v_hat = v_t / (1 - beta2^t)    bias corrections
+        theta_t = theta_{t-1} - lr * m_hat / (sqrt(v_hat) + eps)
+
+    ``weight_decay`` adds weight_decay * theta to g (an L2 penalty, coupled with the moments).
+    Note on F4: document 000 section 4.1 calls theta - lr * g / (1 - beta1^t) "Adam"; that is
+    only the bias correction of a first moment applied to the raw gradient, with no moments at
+    all (see tests/formulas/test_F4_adam.py and lessons/07).
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def validate_hyperparameters(self) -> None:
+        super().validate_hyperparameters()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+                raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {group['betas']}")
+            if group["eps"] < 0:
+                raise ValueError(f"{type(self).__name__}: eps must be >= 0, got {group['eps']}")
+
+    def step(self) -> None:
+        for group, param, grad in self._params_with_grad():
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            if decay and self.decoupled_weight_decay:
+                param.data *= 1 - lr * decay  # AdamW: shrink the weights directly
+            elif decay:
+                grad = grad + decay * param.data  # Adam: L2 penalty through the gradient
+            state = self.state.setdefault(id(param), {})
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = param.data * 0
+                state["exp_avg_sq"] = param.data * 0
+            state["step"] += 1
+            t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+            m *= beta1
+            m += (1 - beta1) * grad
+            v *= beta2
+            v += (1 - beta2) * grad * grad
+            # theta -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+            denominator = v ** 0.5
+            denominator /= math.sqrt(1 - beta2**t)
+            denominator += eps
+            param.data -= (lr / (1 - beta1**t)) * m / denominator
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: theta <- theta (1 - lr * weight_decay) before the Adam
+    step, so decay shrinks every weight at the same rate instead of being rescaled by v_hat."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
