@@ -43,9 +43,10 @@ def away_from_kinks(values: np.ndarray, kinks=(0.0,), margin: float = 1e-3) -> n
     return values
 
 
-def distinct_arrays(shape, low: float = -3.0, high: float = 3.0):
-    """Float arrays with no repeated value (no ties for max/min), values in [low, high]."""
-    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
+def distinct_arrays(shape, low: float = -3.0, high: float = 3.0, spacing: float = 1 / 64):
+    """Float arrays whose values differ pairwise by at least ``spacing`` (no ties, and none
+    that a finite-difference nudge could create, for max/min), values in [low, high]."""
+    elements = st.integers(int(low / spacing), int(high / spacing)).map(lambda i: i * spacing)
     return hnp.arrays(np.float64, shape, elements=elements, unique=True)
 
 
