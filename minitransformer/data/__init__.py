@@ -1,0 +1,25 @@
+"""The data layer: text to train on, tokenizers, and batches. No autograd here, only NumPy.
+
+    from minitransformer import data
+    text = data.stdlib_docstrings()                        # or data.load_text("my.txt")
+    tokenizer = data.ByteBPETokenizer.train(text, vocab_size=512)
+    train, val = data.train_val_split(tokenizer.encode(text))
+    x, y = data.get_batch(train, batch_size=32, block_size=128)   # (B, T) int64 each
+
+    dataset = data.stdlib_classification()                 # or data.load_csv("labels.csv")
+    train_set, test_set = data.train_test_split(dataset, test_fraction=0.2, seed=0)
+"""
+
+from .batching import get_batch, train_val_split
+from .classification import (
+    STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
+)
+from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
+from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
+
+__all__ = [
+    "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts",
+    "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "python_sources",
+    "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
+    "train_test_split", "train_val_split",
+]
