@@ -1,0 +1,164 @@
+"""Run the course's lessons: every ```python block of a lesson, in order, in one namespace.
+
+    python lessons/run.py 05              # one lesson, full size, writes its figures
+    python lessons/run.py 05 07 --quick   # small settings (MINITRANSFORMER_QUICK=1)
+    python lessons/run.py --all           # every lesson: regenerates all figures
+
+A lesson is a Markdown file ``lessons/NN_slug.md``. Blocks fenced as ```python run; ```text and
+```py-norun blocks are shown, never run. Each lesson runs in a fresh namespace with the
+repository root as working directory. Tracebacks point at the lesson's own line numbers.
+tests/test_lessons.py runs the lessons through ``run_lesson`` below, in quick mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+LESSONS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = LESSONS_DIR.parent
+LESSON_GLOB = "[0-9][0-9]_*.md"
+
+_FENCE_OPEN = re.compile(r"^```python\s*$")
+_FENCE_CLOSE = re.compile(r"^```\s*$")
+
+
+@dataclass
+class Block:
+    number: int  # 1-based, counting runnable blocks only
+    line: int    # line of the lesson where the code starts (after the fence)
+    code: str
+
+    @property
+    def first_line(self) -> str:
+        return next((line.strip() for line in self.code.splitlines() if line.strip()), "")
+
+
+class LessonError(Exception):
+    """A block of a lesson raised; the message names the lesson, the block and its first line."""
+
+
+def lesson_paths() -> list[Path]:
+    return sorted(LESSONS_DIR.glob(LESSON_GLOB))
+
+
+def find_lesson(key: str) -> Path:
+    """``05``, ``05_regression`` or a path to the lesson file."""
+    path = Path(key)
+    if path.suffix == ".md" and path.exists():
+        return path.resolve()
+    matches = [p for p in lesson_paths() if p.name.startswith(key)]
+    if len(matches) != 1:
+        raise SystemExit(f"run.py: {key!r} matches {len(matches)} lessons; give its number, e.g. 05")
+    return matches[0]
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The runnable blocks of a lesson's Markdown, in order."""
+    blocks, current, start = [], None, 0
+    for index, line in enumerate(text.splitlines(), start=1):
+        if current is None:
+            if _FENCE_OPEN.match(line):
+                current, start = [], index + 1
+        elif _FENCE_CLOSE.match(line):
+            blocks.append(Block(len(blocks) + 1, start, "\n".join(current) + "\n"))
+            current = None
+        else:
+            current.append(line)
+    if current is not None:
+        raise ValueError(f"unclosed ```python block starting at line {start - 1}")
+    return blocks
+
+
+@contextlib.contextmanager
+def _lesson_environment(quick: bool, figures: Path | None):
+    """Environment variables and working directory a lesson expects; restored afterwards."""
+    saved_env = {k: os.environ.get(k) for k in ("MINITRANSFORMER_QUICK", "MINITRANSFORMER_FIGURES", "MPLBACKEND")}
+    saved_cwd = os.getcwd()
+    os.environ["MPLBACKEND"] = "Agg"
+    os.environ["MINITRANSFORMER_QUICK"] = "1" if quick else "0"
+    if figures is not None:
+        os.environ["MINITRANSFORMER_FIGURES"] = str(figures)
+    else:
+        os.environ.pop("MINITRANSFORMER_FIGURES", None)
+    os.chdir(REPO_ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_lesson(path: Path, quick: bool = False, figures: Path | None = None, echo: bool = True) -> int:
+    """Run every ```python block of the lesson at ``path``; return how many ran.
+
+    Raises LessonError (chained to the original exception) when a block fails.
+    """
+    path = Path(path)
+    blocks = python_blocks(path.read_text(encoding="utf-8"))
+    namespace: dict = {"__name__": "__lesson__", "__file__": str(path)}
+    with _lesson_environment(quick, figures):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        try:
+            for block in blocks:
+                if echo:
+                    print(f"--- {path.name} block {block.number} (line {block.line}): {block.first_line}")
+                # pad with blank lines so tracebacks show the lesson's own line numbers
+                code = compile("\n" * (block.line - 1) + block.code, str(path), "exec")
+                try:
+                    exec(code, namespace)
+                except Exception as error:
+                    raise LessonError(
+                        f"{path.name}, block {block.number} (line {block.line}, "
+                        f"`{block.first_line}`): {type(error).__name__}: {error}"
+                    ) from error
+        finally:
+            plt.close("all")
+    return len(blocks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("lessons", nargs="*", help="lesson numbers (05) or files")
+    parser.add_argument("--all", action="store_true", help="run every lesson")
+    parser.add_argument("--quick", action="store_true", help="small settings (MINITRANSFORMER_QUICK=1)")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="where figures go (default: MINITRANSFORMER_FIGURES or lessons/figures)")
+    args = parser.parse_args(argv)
+    if args.all == bool(args.lessons):
+        parser.error("give lesson numbers or --all (not both)")
+    paths = lesson_paths() if args.all else [find_lesson(key) for key in args.lessons]
+    figures = args.figures or (Path(os.environ["MINITRANSFORMER_FIGURES"])
+                               if "MINITRANSFORMER_FIGURES" in os.environ else None)
+    sys.path.insert(0, str(REPO_ROOT))
+    failures = 0
+    for path in paths:
+        start = time.perf_counter()
+        try:
+            count = run_lesson(path, quick=args.quick, figures=figures)
+        except LessonError as error:
+            failures += 1
+            traceback.print_exception(error.__cause__)
+            print(f"FAILED {error}", file=sys.stderr)
+            continue
+        print(f"=== {path.name}: {count} blocks in {time.perf_counter() - start:.1f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
