@@ -155,10 +155,9 @@ class GPT(Module):
         total = super().num_parameters()
         return total - self.transformer.wpe.weight.size if non_embedding else total
 
-    def forward(self, idx, targets=None) -> tuple[Tensor, Tensor | None]:
-        """idx (B, T) token ids -> (logits, loss). With targets (B, T): logits (B, T, V) and
-        the mean cross-entropy of predicting each next token (F7, targets -1 ignored);
-        without: logits (B, 1, V) for the last position only (all that sampling needs)."""
+    def hidden_states(self, idx) -> Tensor:
+        """idx (B, T) token ids -> the final LayerNorm's output (B, T, C): the features the
+        language-model head reads (and a classification head can read too)."""
         ids = idx.data if isinstance(idx, Tensor) else idx
         if ids.ndim != 2:
             raise ValueError(f"GPT: idx must be (B, T) token ids, got shape {tuple(ids.shape)}")
@@ -174,7 +173,13 @@ class GPT(Module):
         x = self.transformer.drop(tok_emb + pos_emb)
         for block in self.transformer.h:
             x = block(x)
-        x = self.transformer.ln_f(x)
+        return self.transformer.ln_f(x)
+
+    def forward(self, idx, targets=None) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) token ids -> (logits, loss). With targets (B, T): logits (B, T, V) and
+        the mean cross-entropy of predicting each next token (F7, targets -1 ignored);
+        without: logits (B, 1, V) for the last position only (all that sampling needs)."""
+        x = self.hidden_states(idx)  # (B, T, C)
         if targets is None:
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
         targets = targets.data if isinstance(targets, Tensor) else targets
