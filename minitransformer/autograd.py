@@ -213,14 +213,13 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
 def _fit_gradient(op: str, grad, shape: tuple[int, ...]):
     """The gradient summed down to its input's shape, or an error naming the op whose backward
     returned a gradient that no broadcasting explains (a bug in that op, not in the caller)."""
-    if grad.ndim >= len(shape):
-        grad = unbroadcast(grad, shape)
-    if grad.shape != shape:
+    fitted = unbroadcast(grad, shape) if grad.ndim >= len(shape) else grad
+    if fitted.shape != shape:
         raise RuntimeError(
             f"backward: {op}.backward returned a gradient of shape {grad.shape} for an input of "
             f"shape {shape}; expected the input's shape or a shape it broadcasts to"
         )
-    return grad
+    return fitted
 
 
 def _accumulate(tensor: Tensor, grad, handed_to_leaves: set[int]) -> None:
