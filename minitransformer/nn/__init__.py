@@ -12,3 +12,4 @@ __all__ = [
     "GPTConfig", "GRUCell", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter",
     "RNNCell", "ReLU", "Sequential", "Sigmoid", "Tanh",
 ]
+from .bert import BertConfig, BertForSequenceClassification, BertModel  # noqa: E402,F401
