@@ -78,6 +78,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: identity unless ``training`` and p > 0."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    check_float("dropout", "input", _as_tensor(x, "dropout").data)
     if not training or p == 0.0:
         return x
     return Dropout.apply(x, p=p)
@@ -156,6 +157,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, is_
     ``mask``: boolean (True = may attend) or float (added to the scores), broadcastable to
     (..., Tq, Tk); ``is_causal``: position t attends to keys 0..t only.
     """
+    q, k, v = (_as_tensor(t, "scaled_dot_product_attention") for t in (q, k, v))
     mask = None if mask is None else _as_array(mask, q)
     attention.check_attention_inputs(q.data, k.data, v.data, mask)
     if not 0.0 <= dropout_p < 1.0:
