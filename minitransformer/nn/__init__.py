@@ -1,6 +1,7 @@
 """Layers and models: ``Module``/``Parameter``, the basic layers, GPT, and the documents'
 other architectures (1-D convolution, recurrent cells)."""
 
+from .classifier import GPTClassifier
 from .conv import Conv1d
 from .gpt import GPT, MLP, Block, CausalSelfAttention, GPTConfig
 from .layers import GELU, Dropout, Embedding, LayerNorm, Linear, ReLU, Sigmoid, Tanh
@@ -8,7 +9,7 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .recurrent import RNN, GRUCell, RNNCell
 
 __all__ = [
-    "GELU", "GPT", "MLP", "RNN", "Block", "CausalSelfAttention", "Conv1d", "Dropout", "Embedding",
+    "GELU", "GPT", "GPTClassifier", "MLP", "RNN", "Block", "CausalSelfAttention", "Conv1d", "Dropout", "Embedding",
     "GPTConfig", "GRUCell", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter",
     "RNNCell", "ReLU", "Sequential", "Sigmoid", "Tanh",
 ]

@@ -1,0 +1,229 @@
+"""Fine-tune a sequence classifier: the documents' pretrain -> fine-tune -> evaluate -> apply.
+
+The classifier reads a GPT trunk's pooled features (``nn.GPTClassifier``). The trunk starts
+from a pretrained run (``--from-run``) or from random weights; with a pretrained trunk the
+same architecture is also trained from scratch on the same budget (``--baseline``), so the
+run shows what pretraining bought. The objective is cross-entropy plus an optional L2 term on
+the features (F8, with the sign that actually regularises).
+
+    runs/NAME/config.json   what was trained (kind "classifier"), label names, model config
+    runs/NAME/tokenizer.json, runs/NAME/checkpoint/
+    runs/NAME/metrics.json  accuracy, macro precision / recall / F1, confusion matrix (and baseline's)
+    runs/NAME/confusion.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import backend, checkpoint, data
+from .autograd import no_grad
+from .checkpoint import atomic_write_text
+from .metrics import classification_report, plot_confusion_matrix
+from .nn import GPT, GPTClassifier, GPTConfig
+from .optim import Adam
+from .train import load_run, read_run_config
+
+CLASSIFIER_FORMAT = 1
+
+
+def _help(text: str, default=None, **kwargs):
+    return field(default=default, metadata={"help": text, **kwargs})
+
+
+@dataclass
+class FinetuneConfig:
+    csv: str | None = _help("CSV file with columns text,label (default: stdlib docstrings labelled by package)")
+    from_run: str | None = _help("a `train` run directory whose GPT is the starting point")
+    pooling: str = _help("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
+    epochs: int = _help("passes over the training examples", 4)
+    batch_size: int = _help("examples per step", 16)
+    learning_rate: float = _help("Adam learning rate", 1e-3)
+    l2: float = _help("weight of the L2 penalty on the pooled features (F8)", 0.0)
+    dropout: float = _help("dropout before the classification head", 0.1)
+    test_fraction: float = _help("share of each class held out for evaluation", 0.2)
+    max_tokens: int = _help("tokens per text (longer texts are cut); a pretrained run's block_size caps it", 64)
+    n_layer: int = _help("blocks of a from-scratch trunk (a pretrained run fixes the architecture)", 4)
+    n_head: int = _help("heads of a from-scratch trunk", 4)
+    n_embd: int = _help("width of a from-scratch trunk", 128)
+    baseline: bool = _help("with --from-run, also train the same architecture from scratch and compare", True)
+    seed: int = _help("random seed", 1337)
+    out_dir: str = _help("folder that holds run directories", "runs")
+    name: str | None = _help("run directory name (default: a timestamp)")
+    device: str = _help("'cpu' or 'cuda'", "cpu", choices=("cpu", "cuda"))
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "max_tokens", "n_layer", "n_head", "n_embd"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"finetune: --{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"finetune: --test-fraction must be in (0, 1), got {self.test_fraction}")
+
+
+def encode_texts(tokenizer, texts, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids (N, T) right-padded with 0 and the mask (N, T) of real tokens. Characters a
+    character tokenizer has never seen are dropped (a pretrained vocabulary is fixed)."""
+    known = set(getattr(tokenizer, "chars", ()))
+    rows = []
+    for text in texts:
+        if known:
+            text = "".join(c for c in text if c in known)
+        rows.append((tokenizer.encode(text) or [0])[:max_tokens])
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.float32)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return ids, mask
+
+
+def predict_proba(model: GPTClassifier, ids: np.ndarray, mask: np.ndarray, device: str, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (N, classes), in eval mode, without a graph."""
+    model.eval()
+    chunks = []
+    with no_grad():
+        for start in range(0, len(ids), batch_size):
+            batch = slice(start, start + batch_size)
+            logits, _, _ = model(backend.to_device(ids[batch], device), backend.to_device(mask[batch], device))
+            shifted = backend.to_numpy(logits.data).astype(np.float64)
+            shifted -= shifted.max(axis=1, keepdims=True)
+            probs = np.exp(shifted)
+            chunks.append(probs / probs.sum(axis=1, keepdims=True))
+    return np.concatenate(chunks)
+
+
+def fit(model: GPTClassifier, train_set, test_set, config: FinetuneConfig, out, label: str) -> dict:
+    """Train with Adam for config.epochs; print and return per-epoch losses and accuracies and
+    the final test report."""
+    optimizer = Adam(model.parameters(), lr=config.learning_rate)
+    (train_ids, train_mask, train_labels), (test_ids, test_mask, test_labels) = train_set, test_set
+    rng = np.random.default_rng(config.seed)
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_ids))
+        total_loss, correct, started = 0.0, 0, time.perf_counter()
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            ids = backend.to_device(train_ids[batch], config.device)
+            mask = backend.to_device(train_mask[batch], config.device)
+            logits, loss, _ = model(ids, mask, backend.to_device(train_labels[batch], config.device), l2=config.l2)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(batch)
+            correct += int((backend.to_numpy(logits.data).argmax(axis=1) == train_labels[batch]).sum())
+        probs = predict_proba(model, test_ids, test_mask, config.device)
+        test_loss = float(-np.log(probs[np.arange(len(test_labels)), test_labels] + 1e-12).mean())
+        test_accuracy = float((probs.argmax(axis=1) == test_labels).mean())
+        record = {"epoch": epoch, "train_loss": total_loss / len(order), "train_accuracy": correct / len(order),
+                  "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": time.perf_counter() - started}
+        history.append(record)
+        print(f"[{label}] epoch {epoch}: train loss {record['train_loss']:.4f}, acc {record['train_accuracy']:.3f} | "
+              f"test loss {test_loss:.4f}, acc {test_accuracy:.3f} ({record['seconds']:.1f} s)", file=out, flush=True)
+    predictions = predict_proba(model, test_ids, test_mask, config.device).argmax(axis=1)
+    report = classification_report(test_labels, predictions, int(model.head.out_features))
+    return {"history": history, "report": report}
+
+
+def _trunk(config: FinetuneConfig, vocab_size: int, pretrained: GPT | None) -> GPT:
+    if pretrained is not None:
+        return pretrained
+    return GPT(GPTConfig(block_size=config.max_tokens, vocab_size=vocab_size, n_layer=config.n_layer,
+                         n_head=config.n_head, n_embd=config.n_embd))
+
+
+def finetune(config: FinetuneConfig | None = None, out=None) -> Path:
+    """Fine-tune (and compare with a from-scratch baseline); return the run directory."""
+    out = out or sys.stderr
+    config = config or FinetuneConfig()
+    if config.device == "cuda":
+        backend.require_cupy("finetune --device cuda")
+    dataset = data.load_csv(config.csv) if config.csv else data.stdlib_classification()
+    train_part, test_part = data.train_test_split(dataset, config.test_fraction, seed=config.seed)
+    if len(test_part) == 0 or len(train_part) == 0:
+        raise ValueError(f"finetune: {len(dataset)} examples are too few to split into train and test")
+
+    pretrained = tokenizer = None
+    if config.from_run:
+        pretrained, tokenizer, _ = load_run(config.from_run)
+        pretrained.train()
+        config = dataclasses.replace(config, max_tokens=min(config.max_tokens, pretrained.config.block_size))
+    else:
+        tokenizer = data.CharTokenizer.train("".join(train_part.texts) + "".join(test_part.texts))
+    train_ids, train_mask = encode_texts(tokenizer, train_part.texts, config.max_tokens)
+    test_ids, test_mask = encode_texts(tokenizer, test_part.texts, config.max_tokens)
+    train_set = (train_ids, train_mask, train_part.labels)
+    test_set = (test_ids, test_mask, test_part.labels)
+    print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
+          f"{len(train_part)} train / {len(test_part)} test examples; {config.max_tokens} tokens per text", file=out)
+
+    backend.manual_seed(config.seed)
+    trunk = _trunk(config, tokenizer.vocab_size, pretrained)
+    model = GPTClassifier(trunk, dataset.num_classes, config.pooling, config.dropout).to(config.device)
+    label = "pretrained" if pretrained is not None else "from scratch"
+    results = {label: fit(model, train_set, test_set, config, out, label)}
+    if pretrained is not None and config.baseline:
+        backend.manual_seed(config.seed)
+        scratch = GPT(GPTConfig(**pretrained.config.to_dict()))
+        baseline = GPTClassifier(scratch, dataset.num_classes, config.pooling, config.dropout).to(config.device)
+        results["from scratch"] = fit(baseline, train_set, test_set, config, out, "from scratch")
+
+    run_dir = Path(config.out_dir) / (config.name or time.strftime("finetune-%Y%m%d-%H%M%S"))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ValueError(f"finetune: run directory {run_dir} already exists; choose another --name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(run_dir / "tokenizer.json")
+    checkpoint.save(run_dir / "checkpoint", model)
+    info = {"format": CLASSIFIER_FORMAT, "kind": "classifier", "config": dataclasses.asdict(config),
+            "label_names": list(dataset.label_names), "model": model.gpt.config.to_dict()}
+    atomic_write_text(run_dir / "config.json", json.dumps(info, indent=2))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2))
+    report = results[label]["report"]
+    plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
+                          title=f"{label}: accuracy {report['accuracy']:.3f}")
+
+    print(f"\nrun directory: {run_dir}", file=out)
+    print(f"{'model':<14} {'accuracy':>9} {'macro P':>8} {'macro R':>8} {'macro F1':>9}", file=out)
+    for name, result in results.items():
+        r = result["report"]
+        print(f"{name:<14} {r['accuracy']:>9.3f} {r['macro_precision']:>8.3f} {r['macro_recall']:>8.3f} "
+              f"{r['macro_f1']:>9.3f}", file=out)
+    print(f"chance (always one class): {1 / dataset.num_classes:.3f}", file=out)
+    if len(results) == 2:
+        gain = results["pretrained"]["report"]["accuracy"] - results["from scratch"]["report"]["accuracy"]
+        verdict = "beats" if gain > 0 else "does not beat"
+        print(f"the pretrained trunk {verdict} training from scratch on the same budget "
+              f"({gain:+.3f} accuracy)", file=out)
+    return run_dir
+
+
+def load_classifier(run_dir: str | Path, device: str = "cpu"):
+    """(model, tokenizer, info) of a fine-tuned run."""
+    run_dir = Path(run_dir)
+    info = read_run_config(run_dir) if (run_dir / "config.json").is_file() else {}
+    if info.get("kind") != "classifier":
+        raise ValueError(f"{run_dir} is not a fine-tuned classifier run (made by `finetune`)")
+    tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
+    model = GPTClassifier(GPT(GPTConfig(**info["model"])), len(info["label_names"]),
+                          info["config"]["pooling"], info["config"]["dropout"])
+    checkpoint.load(run_dir / "checkpoint", model)
+    return model.to(device).eval(), tokenizer, info
+
+
+def predict(run_dir: str | Path, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
+    """(label, probability) for each text, from a fine-tuned run."""
+    if not texts:
+        raise ValueError("predict: give at least one text")
+    model, tokenizer, info = load_classifier(run_dir, device)
+    ids, mask = encode_texts(tokenizer, texts, info["config"]["max_tokens"])
+    probs = predict_proba(model, ids, mask, device)
+    return [(info["label_names"][int(p.argmax())], float(p.max())) for p in probs]
