@@ -1,8 +1,12 @@
 """Checkpoints: a model's (and optimizer's) arrays in ``checkpoint.npz`` beside ``config.json``.
 
-Both files are written to temporary names and renamed into place (a rename is atomic), and
-``config.json`` records the SHA-256 of the ``.npz`` it belongs to, so a crash mid-save never
-leaves a checkpoint that loads half-written or mismatched. Arrays are read with
+A save must leave the old checkpoint or the new one, never a mix, even if the process dies
+half-way. One rename replaces one file, so everything a load needs goes into the one ``.npz``:
+the arrays and, as its member ``config.json``, the config (model type and settings, optimizer
+type and groups, ``extra``, and the SHA-256 of the arrays). The ``.npz`` is written to a
+temporary name and renamed into place; that rename is the commit. ``config.json`` beside it is a
+copy for people and tools, written after the commit; loading never reads it, so a crash between
+the two renames still leaves one whole, consistent checkpoint. Arrays are read with
 ``allow_pickle=False``: loading a checkpoint never runs code from it.
 """
 
@@ -20,9 +24,10 @@ import numpy as np
 
 from .backend import to_numpy
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the config travels inside the .npz
 ARRAYS_FILE = "checkpoint.npz"
 CONFIG_FILE = "config.json"
+CONFIG_MEMBER = "config.json"  # the .npz member that holds the config, as UTF-8 bytes
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -66,19 +71,19 @@ def save(directory, model, optimizer=None, extra: dict | None = None) -> Path:
                     scalars[f"{index}/{name}"] = value
         optimizer_meta = {"type": type(optimizer).__name__, "param_groups": state["param_groups"],
                           "scalars": scalars}
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    payload = buffer.getvalue()
     config = {
         "format_version": FORMAT_VERSION,
         "model": type(model).__name__,
         "model_config": _model_config(model),
         "optimizer": optimizer_meta,
         "extra": extra or {},
-        "arrays_sha256": hashlib.sha256(payload).hexdigest(),
+        "arrays_sha256": _arrays_digest(arrays),
     }
-    atomic_write_bytes(directory / ARRAYS_FILE, payload)
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2, default=_json_default))
+    text = json.dumps(config, indent=2, default=_json_default)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **{CONFIG_MEMBER: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)})
+    atomic_write_bytes(directory / ARRAYS_FILE, buffer.getvalue())  # the commit
+    atomic_write_text(directory / CONFIG_FILE, text)  # the readable copy
     return directory
 
 
@@ -90,42 +95,56 @@ def _json_default(value):
     raise TypeError(f"checkpoint: cannot store {type(value).__name__} in config.json")
 
 
-def read_config(directory) -> dict:
-    """config.json of a checkpoint directory, checked for presence and format version."""
-    path = Path(directory) / CONFIG_FILE
+def _arrays_digest(arrays: dict) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode("utf-8"))
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _read_archive(directory) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, arrays) of a checkpoint directory, checked for format version and integrity."""
+    path = Path(directory) / ARRAYS_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"checkpoint: no {CONFIG_FILE} in {directory}; expected a directory written by "
+            f"checkpoint: no {ARRAYS_FILE} in {directory}; expected a directory written by "
             "minitransformer.checkpoint.save"
         )
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        with np.load(path, allow_pickle=False) as archive:
+            # zip checks each member's CRC-32 as it is read: truncation and bit flips fail here
+            arrays = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise ValueError(f"checkpoint: cannot read {path} ({error}): the file is truncated or corrupt") from None
+    if CONFIG_MEMBER not in arrays:
+        raise ValueError(
+            f"checkpoint: {path} holds no {CONFIG_MEMBER}: it was not written by "
+            f"minitransformer.checkpoint.save (format version {FORMAT_VERSION})"
+        )
+    try:
+        config = json.loads(arrays.pop(CONFIG_MEMBER).tobytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"checkpoint: {path} is not valid JSON ({error}); the file is corrupt") from None
+        raise ValueError(f"checkpoint: the config inside {path} is not valid JSON ({error}); the file is corrupt") from None
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(
             f"checkpoint: {path} has format version {version!r}; this minitransformer reads "
             f"version {FORMAT_VERSION}"
         )
-    return config
-
-
-def _read_arrays(directory, config: dict) -> dict[str, np.ndarray]:
-    path = Path(directory) / ARRAYS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no {ARRAYS_FILE} in {directory}")
-    payload = path.read_bytes()
-    if hashlib.sha256(payload).hexdigest() != config.get("arrays_sha256"):
+    if _arrays_digest(arrays) != config.get("arrays_sha256"):
         raise ValueError(
-            f"checkpoint: {path} does not match its {CONFIG_FILE} (checksum differs): the file is "
-            "truncated, corrupt, or from another save"
+            f"checkpoint: the arrays in {path} do not match the checksum saved with them "
+            "(checksum differs): the file is truncated or corrupt"
         )
-    try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
-        raise ValueError(f"checkpoint: cannot read {path}: {error}") from None
+    return config, arrays
+
+
+def read_config(directory) -> dict:
+    """The config a checkpoint directory was saved with (model, optimizer, ``extra``)."""
+    return _read_archive(directory)[0]
 
 
 def check_model_config(config: dict, model) -> None:
@@ -143,9 +162,8 @@ def check_model_config(config: dict, model) -> None:
 
 def load(directory, model, optimizer=None) -> dict:
     """Load a checkpoint into ``model`` (and ``optimizer``); return its ``extra`` dict."""
-    config = read_config(directory)
+    config, arrays = _read_archive(directory)
     check_model_config(config, model)
-    arrays = _read_arrays(directory, config)
     model.load_state_dict({name[len("model/"):]: value for name, value in arrays.items()
                            if name.startswith("model/")})
     if optimizer is not None:
