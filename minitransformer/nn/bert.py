@@ -301,16 +301,28 @@ class BertModel(Module):
 
         ``add_pooling_layer``: None keeps the pooler when the checkpoint has one.
         """
-        directory = Path(directory)
-        config = BertConfig.from_json(directory / "config.json")
-        state = checkpoint_state(load_file(directory / "model.safetensors"))
+        config, state = read_checkpoint(directory)
         if add_pooling_layer is None:
             add_pooling_layer = any(name.startswith("pooler.") for name in state)
-        elif not add_pooling_layer:
-            state = {name: value for name, value in state.items() if not name.startswith("pooler.")}
         model = cls(config, add_pooling_layer=add_pooling_layer)
-        model.load_state_dict(state, strict=True)
+        model.load_checkpoint_state(state)
         return model.eval()
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Load renamed checkpoint tensors (see ``checkpoint_state``), strictly: every missing,
+        unexpected or mis-shaped key is reported. A model without a pooler skips the
+        checkpoint's pooler weights."""
+        if self.pooler is None:
+            state = {name: value for name, value in state.items() if not name.startswith("pooler.")}
+        self.load_state_dict(state, strict=True)
+
+
+def read_checkpoint(directory: str | os.PathLike) -> tuple[BertConfig, dict]:
+    """The config and the tensors (renamed by ``checkpoint_state``, memory-mapped) of a folder
+    holding a Hugging Face BERT's config.json and model.safetensors."""
+    directory = Path(directory)
+    config = BertConfig.from_json(directory / "config.json")
+    return config, checkpoint_state(load_file(directory / "model.safetensors"))
 
 
 def checkpoint_state(tensors: dict) -> dict:
@@ -371,7 +383,7 @@ class BertForSequenceClassification(Module):
     def from_pretrained(cls, directory: str | os.PathLike, num_labels: int = 2,
                         pooling: str = "mean") -> BertForSequenceClassification:
         """The pretrained encoder of ``directory`` with a fresh head, in training mode."""
-        encoder = BertModel.from_pretrained(directory, add_pooling_layer=pooling == "cls")
-        model = cls(encoder.config, num_labels, pooling)
-        model.bert = encoder
+        config, state = read_checkpoint(directory)
+        model = cls(config, num_labels, pooling)
+        model.bert.load_checkpoint_state(state)
         return model.train()

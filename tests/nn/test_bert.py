@@ -107,6 +107,12 @@ def test_from_pretrained_round_trip_and_checkpoint_variants(tmp_path):
         np.testing.assert_allclose(loaded(ids).numpy(), model(ids).numpy(), atol=1e-6)
     assert "embeddings.position_ids" not in checkpoint_state(state)
 
+    for pooling in ("mean", "cls"):
+        classifier = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=3, pooling=pooling)
+        assert classifier.training and (classifier.bert.pooler is not None) == (pooling == "cls")
+        for name, value in classifier.bert.state_dict().items():
+            np.testing.assert_array_equal(value, model.state_dict()[name])
+
 
 def test_loading_reports_missing_unexpected_and_misshaped_keys_at_once():
     model = BertModel(tiny_config())
@@ -149,6 +155,37 @@ def test_unknown_model_name_or_folder_says_what_it_expected(tmp_path):
         resolve_model_dir(tmp_path)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_gradients_of_every_parameter_match_finite_differences(pooling):
+    config = BertConfig(vocab_size=7, hidden_size=4, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=6, max_position_embeddings=5, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    model = BertForSequenceClassification(config, num_labels=3, pooling=pooling)
+    ids, mask = np.array([[2, 5, 1, 3], [2, 4, 3, 0]]), np.array([[1, 1, 1, 1], [1, 1, 1, 0]])
+    types, labels = np.array([[0, 0, 1, 1], [0, 1, 1, 0]]), np.array([2, 0])
+    named = list(model.named_parameters())
+    owners = []
+    for name, _ in named:  # the module that holds each parameter, and its attribute name
+        path, _, attribute = name.rpartition(".")
+        owner = model
+        for part in path.split("."):
+            owner = owner._modules[part]
+        owners.append((owner, attribute))
+
+    def loss(*params):  # the model's loss as a function of float64 copies of its parameters
+        for (owner, attribute), param in zip(owners, params):
+            object.__setattr__(owner, attribute, param)  # bypass registration: temporary
+        value = model(ids, mask, labels, token_type_ids=types)[1]
+        assert value.dtype == np.float64  # every weight in use is gradcheck's copy
+        return value
+
+    try:
+        assert mt.gradcheck(loss, [param for _, param in named])
+    finally:
+        for (owner, attribute), (_, param) in zip(owners, named):
+            object.__setattr__(owner, attribute, param)
+
+
 # --- the real model ---------------------------------------------------------------------------
 
 def test_minilm_state_dict_keys_equal_the_checkpoints(minilm):
@@ -170,7 +207,9 @@ def test_minilm_hidden_states_match_the_reference(minilm):
 def test_minilm_sentence_embeddings_match_sentence_transformers(minilm):
     reference = np.load(FIXTURES / "minilm_reference.npz")
     expected = reference["embeddings"]  # (N, 384)
-    actual = minilm.sentence_embeddings([str(s) for s in reference["sentences"]])
+    # batches of 2 after sorting by length: the 256-token text shares its batch with one other
+    # (less padding to compute), and the results must come back in the original order
+    actual = minilm.sentence_embeddings([str(s) for s in reference["sentences"]], batch_size=2)
     assert actual.shape == expected.shape == (10, 384) and actual.dtype == np.float32
     cosine = (actual * expected).sum(1) / np.linalg.norm(actual, axis=1) / np.linalg.norm(expected, axis=1)
     assert cosine.min() >= 0.9999
