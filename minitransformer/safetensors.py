@@ -172,7 +172,8 @@ def save_file(tensors: dict, path: str | os.PathLike, metadata: dict[str, str] |
         if not isinstance(name, str) or name == "__metadata__":
             raise ValueError(f"save_file: tensor names must be strings other than '__metadata__', "
                              f"got {name!r}")
-        array = backend.to_numpy(tensors[name]) if backend.is_array(tensors[name]) else np.asarray(tensors[name])
+        value = tensors[name]
+        array = backend.to_numpy(value) if backend.is_array(value) else np.asarray(value)
         stored = array.dtype.newbyteorder("<") if array.dtype.kind in "fiu" else array.dtype
         if stored not in _NAMES:
             raise ValueError(f"save_file: tensor {name!r} has dtype {array.dtype}; expected one of "

@@ -110,7 +110,8 @@ class WordPieceTokenizer:
         self._special_pattern = re.compile("(" + "|".join(re.escape(t) for t in specials) + ")")
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, max_length: int = 512, lowercase: bool = True) -> WordPieceTokenizer:
+    def from_file(cls, path: str | os.PathLike, max_length: int = 512,
+                  lowercase: bool = True) -> WordPieceTokenizer:
         return cls(load_vocab(path), max_length=max_length, lowercase=lowercase)
 
     @property
@@ -195,7 +196,8 @@ class WordPieceTokenizer:
         ids = [self.vocab.get(token, self.unk_id) for token in self.tokenize(text)]
         return [self.cls_id] + ids[: max_length - 2] + [self.sep_id]
 
-    def batch_encode(self, texts: list[str], max_length: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch_encode(self, texts: list[str],
+                     max_length: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(input_ids, attention_mask, token_type_ids), each int64 (B, T), T the longest
         sequence; shorter rows are padded with [PAD] ids and mask 0 (1 marks real tokens)."""
         if isinstance(texts, str):

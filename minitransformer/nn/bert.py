@@ -229,6 +229,7 @@ def mean_pool(hidden: Tensor, attention_mask) -> Tensor:
     embedding in a batch with longer sentences. Differentiable in ``hidden``.
     """
     mask = attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask
+    mask = mask if backend.is_array(mask) else np.asarray(mask)
     mask = backend.to_device(mask, hidden.device).astype(hidden.dtype)[:, :, None]  # (B, T, 1)
     counts = backend.array_module(mask).maximum(mask.sum(axis=1), 1e-9)  # (B, 1)
     return (hidden * mask).sum(axis=1) / counts  # (B, C)
@@ -276,27 +277,30 @@ class BertModel(Module):
         xp = backend.array_module(input_ids)
         if token_type_ids is None:
             token_type_ids = xp.zeros_like(input_ids)
+        if attention_mask is None:
+            attention_mask = xp.ones_like(input_ids)
         token_type_ids = _ids_array(token_type_ids, "token_type_ids", weight)
-        mask = None
-        if attention_mask is not None:
-            attention_mask = _ids_array(attention_mask, "attention_mask", weight)
-            for name, array in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
-                if array.shape != (B, T):
-                    raise ValueError(f"BertModel: {name} is {describe(array)}; expected the shape "
-                                     f"of input_ids {(B, T)}")
-            # True = may attend; the same key mask for every head and query: (B, 1, 1, T)
-            mask = (attention_mask != 0)[:, None, None, :]
+        attention_mask = _ids_array(attention_mask, "attention_mask", weight)
+        for name, array in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+            if array.shape != (B, T):
+                raise ValueError(f"BertModel: {name} is {describe(array)}; expected the shape "
+                                 f"of input_ids {(B, T)}")
+        # True = may attend; the same key mask for every head and query: (B, 1, 1, T)
+        mask = (attention_mask != 0)[:, None, None, :]
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
         return self.encoder(x, mask)  # (B, T, C)
 
-    def sentence_embeddings(self, input_ids, attention_mask, token_type_ids=None) -> Tensor:
+    def sentence_embeddings(self, input_ids, attention_mask=None, token_type_ids=None) -> Tensor:
         """Unit-length sentence vectors (B, C): the mean of the last hidden states over the real
         tokens, then L2 normalisation (what sentence-transformers computes for MiniLM)."""
         hidden = self(input_ids, attention_mask, token_type_ids)  # (B, T, C)
+        if attention_mask is None:
+            attention_mask = np.ones(hidden.shape[:2], dtype=np.int64)
         return l2_normalize(mean_pool(hidden, attention_mask))
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, add_pooling_layer: bool | None = None) -> BertModel:
+    def from_pretrained(cls, directory: str | os.PathLike,
+                        add_pooling_layer: bool | None = None) -> BertModel:
         """A model from ``config.json`` and ``model.safetensors`` in ``directory``, in eval mode.
 
         ``add_pooling_layer``: None keeps the pooler when the checkpoint has one.
@@ -353,9 +357,11 @@ class BertForSequenceClassification(Module):
     def __init__(self, config: BertConfig, num_labels: int = 2, pooling: str = "mean"):
         super().__init__()
         if pooling not in ("mean", "cls"):
-            raise ValueError(f"BertForSequenceClassification: pooling must be 'mean' or 'cls', got {pooling!r}")
+            raise ValueError(f"BertForSequenceClassification: pooling must be 'mean' or 'cls', "
+                             f"got {pooling!r}")
         if not isinstance(num_labels, int) or num_labels < 1:
-            raise ValueError(f"BertForSequenceClassification: num_labels must be a positive integer, got {num_labels!r}")
+            raise ValueError(f"BertForSequenceClassification: num_labels must be a positive "
+                             f"integer, got {num_labels!r}")
         self.config, self.num_labels, self.pooling = config, num_labels, pooling
         self.bert = BertModel(config, add_pooling_layer=pooling == "cls")
         self.dropout = Dropout(config.hidden_dropout_prob)
@@ -376,7 +382,8 @@ class BertForSequenceClassification(Module):
         if labels is None:
             return logits, None
         labels = labels.data if isinstance(labels, Tensor) else labels
-        labels = backend.to_device(np.asarray(labels) if not backend.is_array(labels) else labels, logits.device)
+        labels = labels if backend.is_array(labels) else np.asarray(labels)
+        labels = backend.to_device(labels, logits.device)
         return logits, F.cross_entropy(logits, labels)
 
     @classmethod

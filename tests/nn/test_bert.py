@@ -14,7 +14,7 @@ from minitransformer import optim
 from minitransformer.nn.bert import (
     BertConfig, BertForSequenceClassification, BertModel, checkpoint_state, l2_normalize, mean_pool,
 )
-from minitransformer.pretrained import find_minilm, load_pretrained, resolve_model_dir
+from minitransformer.pretrained import find_minilm, load_pretrained
 from minitransformer.safetensors import save_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -80,6 +80,10 @@ def test_too_long_input_and_mismatched_mask_are_refused():
         model(np.zeros((1, 25), np.int64))
     with pytest.raises(ValueError, match=r"attention_mask is .*; expected the shape of input_ids \(1, 4\)"):
         model(np.zeros((1, 4), np.int64), np.ones((1, 3), np.int64))
+    with pytest.raises(ValueError, match=r"token_type_ids is .*; expected the shape of input_ids \(1, 4\)"):
+        model(np.zeros((1, 4), np.int64), token_type_ids=np.zeros((1, 5), np.int64))
+    with pytest.raises(ValueError, match=r"input_ids must be \(B, T\) integers"):
+        model(np.zeros((1, 4), np.float32))
 
 
 def test_mean_pool_averages_only_real_tokens_and_l2_normalize_makes_unit_vectors():
@@ -146,13 +150,6 @@ def test_classifier_trains_a_few_steps_with_adam():
     assert losses[-1] < losses[0]
     assert all(p.grad is not None for p in model.parameters())  # mean pooling: no unused pooler
     assert model(ids, mask)[1] is None
-
-
-def test_unknown_model_name_or_folder_says_what_it_expected(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such folder"):
-        resolve_model_dir(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match=r"missing \['config.json', 'model.safetensors', 'vocab.txt'\]"):
-        resolve_model_dir(tmp_path)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
