@@ -14,6 +14,10 @@ Then the sequence is framed as [CLS] tokens [SEP], cut to ``max_length``, and pa
 in batches. The special tokens written literally in the text ("[MASK]") keep their ids, as in
 the Hugging Face tokenizers. Everything here is plain Python and NumPy: no autograd.
 
+The ids equal those of the Hugging Face tokenizer of the same vocabulary for every Unicode code
+point but about 500 assigned in recent Unicode versions (such as U+061D), which its older
+character tables classify differently from Python's ``unicodedata``.
+
     tokenizer = WordPieceTokenizer.from_file("vocab.txt", max_length=256)
     tokenizer.tokenize("Hello, world!")   # ['hello', ',', 'world', '!']
     ids, mask, types = tokenizer.batch_encode(["a sentence", "another one"])
