@@ -4,6 +4,7 @@
     generate   sample text from a trained run
     finetune   fine-tune a text classifier (from a trained run, or from scratch)
     predict    classify texts with a fine-tuned run
+    embed      sentence embeddings from a pretrained encoder (all-MiniLM-L6-v2)
 
 Flags of train and finetune are generated from their config dataclasses (TrainConfig,
 FinetuneConfig), so each option is written once. Errors print one line on stderr and exit 1.
@@ -93,7 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--run", required=True, help="run directory made by finetune")
     predict_parser.add_argument("texts", nargs="+", help="texts to classify")
     predict_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+
+    embed_parser = commands.add_parser("embed", help="sentence embeddings and their cosine similarities")
+    embed_parser.add_argument("texts", nargs="+", help="sentences to embed")
+    embed_parser.add_argument("--pretrained", default="minilm", help="'minilm' or a folder of Hugging Face BERT files")
+    embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     return parser
+
+
+def embed(texts: list[str], pretrained: str, device: str) -> None:
+    """Print each embedding's norm and the cosine-similarity matrix."""
+    from .pretrained import load_pretrained
+
+    vectors = load_pretrained(pretrained).to(device).sentence_embeddings(texts)  # (N, C)
+    norms = (vectors * vectors).sum(axis=1) ** 0.5
+    cosine = (vectors @ vectors.T) / (norms[:, None] * norms[None, :])
+    print(f"{len(texts)} embeddings of dimension {vectors.shape[1]}")
+    for i, (text, norm) in enumerate(zip(texts, norms)):
+        print(f"[{i}] norm {norm:.4f}  {text}")
+    print("cosine similarity:")
+    print("     " + " ".join(f"[{j}]".rjust(7) for j in range(len(texts))))
+    for i, row in enumerate(cosine):
+        print(f"[{i}]  " + " ".join(f"{value:7.4f}" for value in row))
 
 
 def run_command(args: argparse.Namespace) -> None:
@@ -113,6 +135,8 @@ def run_command(args: argparse.Namespace) -> None:
         if unknown:
             raise ValueError(f"finetune: unknown config keys {unknown}")
         finetune(FinetuneConfig(**values), out=sys.stderr)
+    elif args.command == "embed":
+        embed(args.texts, args.pretrained, args.device)
     elif args.command == "predict":
         for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device)):
             print(f"{label}\t{probability:.3f}\t{text}")

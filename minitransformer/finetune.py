@@ -1,10 +1,13 @@
 """Fine-tune a sequence classifier: the documents' pretrain -> fine-tune -> evaluate -> apply.
 
-The classifier reads a GPT trunk's pooled features (``nn.GPTClassifier``). The trunk starts
-from a pretrained run (``--from-run``) or from random weights; with a pretrained trunk the
-same architecture is also trained from scratch on the same budget (``--baseline``), so the
-run shows what pretraining bought. The objective is cross-entropy plus an optional L2 term on
-the features (F8, with the sign that actually regularises).
+Two kinds of pretrained starting point:
+- a GPT trained by ``train`` (``--from-run DIR``): ``nn.GPTClassifier`` pools its features;
+- a pretrained BERT-style encoder (``--pretrained minilm`` or a folder of Hugging Face files):
+  ``nn.BertForSequenceClassification``, the documents' recipe (Adam, lr 2e-5, batch 16).
+Without either, a small GPT is trained from random weights. With a pretrained model, a GPT is
+also trained from scratch on the same data and epochs (``--baseline``), so the run shows what
+pretraining bought. The objective is cross-entropy plus, for GPT trunks, an optional L2 term on
+the pooled features (F8, with the sign that actually regularises).
 
     runs/NAME/config.json   what was trained (kind "classifier"), label names, model config
     runs/NAME/tokenizer.json, runs/NAME/checkpoint/
@@ -27,7 +30,8 @@ from . import backend, checkpoint, data
 from .autograd import no_grad
 from .checkpoint import atomic_write_text
 from .metrics import classification_report, plot_confusion_matrix
-from .nn import GPT, GPTClassifier, GPTConfig
+from .data.wordpiece import WordPieceTokenizer
+from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig
 from .optim import Adam
 from .train import load_run, read_run_config
 
@@ -42,10 +46,12 @@ def _help(text: str, default=None, **kwargs):
 class FinetuneConfig:
     csv: str | None = _help("CSV file with columns text,label (default: stdlib docstrings labelled by package)")
     from_run: str | None = _help("a `train` run directory whose GPT is the starting point")
+    pretrained: str | None = _help("a pretrained encoder: 'minilm' (all-MiniLM-L6-v2) or a folder of its files")
+    freeze_embeddings: bool = _help("keep a pretrained encoder's word embeddings fixed (much faster)", True)
     pooling: str = _help("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
     epochs: int = _help("passes over the training examples", 4)
     batch_size: int = _help("examples per step", 16)
-    learning_rate: float = _help("Adam learning rate", 1e-3)
+    learning_rate: float | None = _help("Adam learning rate (default: 2e-5 for --pretrained, else 1e-3)")
     l2: float = _help("weight of the L2 penalty on the pooled features (F8)", 0.0)
     dropout: float = _help("dropout before the classification head", 0.1)
     test_fraction: float = _help("share of each class held out for evaluation", 0.2)
@@ -65,11 +71,18 @@ class FinetuneConfig:
                 raise ValueError(f"finetune: --{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"finetune: --test-fraction must be in (0, 1), got {self.test_fraction}")
+        if self.from_run and self.pretrained:
+            raise ValueError("finetune: give --from-run or --pretrained, not both")
+        if self.learning_rate is None:
+            self.learning_rate = 2e-5 if self.pretrained else 1e-3
 
 
 def encode_texts(tokenizer, texts, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids (N, T) right-padded with 0 and the mask (N, T) of real tokens. Characters a
+    """Token ids (N, T) right-padded with 0 and the int mask (N, T), 1 for real tokens. Characters a
     character tokenizer has never seen are dropped (a pretrained vocabulary is fixed)."""
+    if isinstance(tokenizer, WordPieceTokenizer):  # [CLS] text [SEP], padded with [PAD]
+        ids, mask, _ = tokenizer.batch_encode(list(texts), max_length=max_tokens)
+        return ids, mask
     known = set(getattr(tokenizer, "chars", ()))
     rows = []
     for text in texts:
@@ -78,21 +91,21 @@ def encode_texts(tokenizer, texts, max_tokens: int) -> tuple[np.ndarray, np.ndar
         rows.append((tokenizer.encode(text) or [0])[:max_tokens])
     width = max(len(r) for r in rows)
     ids = np.zeros((len(rows), width), dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.float32)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
     for i, row in enumerate(rows):
         ids[i, :len(row)] = row
         mask[i, :len(row)] = 1
     return ids, mask
 
 
-def predict_proba(model: GPTClassifier, ids: np.ndarray, mask: np.ndarray, device: str, batch_size: int = 64) -> np.ndarray:
+def predict_proba(model, ids: np.ndarray, mask: np.ndarray, device: str, batch_size: int = 64) -> np.ndarray:
     """Class probabilities (N, classes), in eval mode, without a graph."""
     model.eval()
     chunks = []
     with no_grad():
         for start in range(0, len(ids), batch_size):
             batch = slice(start, start + batch_size)
-            logits, _, _ = model(backend.to_device(ids[batch], device), backend.to_device(mask[batch], device))
+            logits, _ = model(backend.to_device(ids[batch], device), backend.to_device(mask[batch], device))
             shifted = backend.to_numpy(logits.data).astype(np.float64)
             shifted -= shifted.max(axis=1, keepdims=True)
             probs = np.exp(shifted)
@@ -100,10 +113,10 @@ def predict_proba(model: GPTClassifier, ids: np.ndarray, mask: np.ndarray, devic
     return np.concatenate(chunks)
 
 
-def fit(model: GPTClassifier, train_set, test_set, config: FinetuneConfig, out, label: str) -> dict:
+def fit(model, train_set, test_set, config: FinetuneConfig, out, label: str, learning_rate: float) -> dict:
     """Train with Adam for config.epochs; print and return per-epoch losses and accuracies and
-    the final test report."""
-    optimizer = Adam(model.parameters(), lr=config.learning_rate)
+    the final test report. ``model(ids, mask, labels)`` must return (logits, loss)."""
+    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     (train_ids, train_mask, train_labels), (test_ids, test_mask, test_labels) = train_set, test_set
     rng = np.random.default_rng(config.seed)
     history = []
@@ -115,7 +128,7 @@ def fit(model: GPTClassifier, train_set, test_set, config: FinetuneConfig, out, 
             batch = order[start:start + config.batch_size]
             ids = backend.to_device(train_ids[batch], config.device)
             mask = backend.to_device(train_mask[batch], config.device)
-            logits, loss, _ = model(ids, mask, backend.to_device(train_labels[batch], config.device), l2=config.l2)
+            logits, loss = model(ids, mask, backend.to_device(train_labels[batch], config.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -129,16 +142,38 @@ def fit(model: GPTClassifier, train_set, test_set, config: FinetuneConfig, out, 
         history.append(record)
         print(f"[{label}] epoch {epoch}: train loss {record['train_loss']:.4f}, acc {record['train_accuracy']:.3f} | "
               f"test loss {test_loss:.4f}, acc {test_accuracy:.3f} ({record['seconds']:.1f} s)", file=out, flush=True)
-    predictions = predict_proba(model, test_ids, test_mask, config.device).argmax(axis=1)
-    report = classification_report(test_labels, predictions, int(model.head.out_features))
+    probs = predict_proba(model, test_ids, test_mask, config.device)
+    predictions = probs.argmax(axis=1)
+    report = classification_report(test_labels, predictions, probs.shape[1])
     return {"history": history, "report": report}
 
 
-def _trunk(config: FinetuneConfig, vocab_size: int, pretrained: GPT | None) -> GPT:
-    if pretrained is not None:
-        return pretrained
-    return GPT(GPTConfig(block_size=config.max_tokens, vocab_size=vocab_size, n_layer=config.n_layer,
-                         n_head=config.n_head, n_embd=config.n_embd))
+def _scratch_gpt_classifier(config: FinetuneConfig, texts, num_classes: int, gpt_config: GPTConfig | None = None):
+    """A GPT classifier from random weights and a character tokenizer of the task's texts
+    (or of ``gpt_config``'s shape, to compare with a pretrained run on an equal footing)."""
+    tokenizer = data.CharTokenizer.train("".join(texts))
+    gpt_config = gpt_config or GPTConfig(block_size=config.max_tokens, vocab_size=tokenizer.vocab_size,
+                                         n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd)
+    gpt_config = GPTConfig(**{**gpt_config.to_dict(), "vocab_size": tokenizer.vocab_size})
+    model = GPTClassifier(GPT(gpt_config), num_classes, config.pooling, config.dropout, config.l2)
+    return model, tokenizer
+
+
+def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
+    """(model, tokenizer, description) for --from-run (a GPT) or --pretrained (a BERT encoder)."""
+    if config.from_run:
+        gpt, tokenizer, _ = load_run(config.from_run)
+        model = GPTClassifier(gpt.train(), num_classes, config.pooling, config.dropout, config.l2)
+        return model, tokenizer
+    from .pretrained import load_tokenizer as load_wordpiece
+    from .pretrained import resolve_model_dir
+
+    directory = resolve_model_dir(config.pretrained)
+    pooling = "cls" if config.pooling == "last" else "mean"
+    model = BertForSequenceClassification.from_pretrained(directory, num_classes, pooling)
+    if config.freeze_embeddings:  # (V, C) = 30522 x 384 numbers the task needs not move
+        model.bert.embeddings.word_embeddings.weight.requires_grad = False
+    return model, load_wordpiece(directory)
 
 
 def finetune(config: FinetuneConfig | None = None, out=None) -> Path:
@@ -151,46 +186,38 @@ def finetune(config: FinetuneConfig | None = None, out=None) -> Path:
     train_part, test_part = data.train_test_split(dataset, config.test_fraction, seed=config.seed)
     if len(test_part) == 0 or len(train_part) == 0:
         raise ValueError(f"finetune: {len(dataset)} examples are too few to split into train and test")
-
-    pretrained = tokenizer = None
-    if config.from_run:
-        pretrained, tokenizer, _ = load_run(config.from_run)
-        pretrained.train()
-        config = dataclasses.replace(config, max_tokens=min(config.max_tokens, pretrained.config.block_size))
-    else:
-        tokenizer = data.CharTokenizer.train("".join(train_part.texts) + "".join(test_part.texts))
-    train_ids, train_mask = encode_texts(tokenizer, train_part.texts, config.max_tokens)
-    test_ids, test_mask = encode_texts(tokenizer, test_part.texts, config.max_tokens)
-    train_set = (train_ids, train_mask, train_part.labels)
-    test_set = (test_ids, test_mask, test_part.labels)
-    print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
-          f"{len(train_part)} train / {len(test_part)} test examples; {config.max_tokens} tokens per text", file=out)
+    all_texts = train_part.texts + test_part.texts
 
     backend.manual_seed(config.seed)
-    trunk = _trunk(config, tokenizer.vocab_size, pretrained)
-    model = GPTClassifier(trunk, dataset.num_classes, config.pooling, config.dropout).to(config.device)
-    label = "pretrained" if pretrained is not None else "from scratch"
-    results = {label: fit(model, train_set, test_set, config, out, label)}
-    if pretrained is not None and config.baseline:
-        backend.manual_seed(config.seed)
-        scratch = GPT(GPTConfig(**pretrained.config.to_dict()))
-        baseline = GPTClassifier(scratch, dataset.num_classes, config.pooling, config.dropout).to(config.device)
-        results["from scratch"] = fit(baseline, train_set, test_set, config, out, "from scratch")
+    if config.from_run or config.pretrained:
+        label = "pretrained"
+        model, tokenizer = _pretrained_classifier(config, dataset.num_classes)
+        if isinstance(model, GPTClassifier):
+            config = dataclasses.replace(config, max_tokens=min(config.max_tokens, model.gpt.config.block_size))
+    else:
+        label = "from scratch"
+        model, tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes)
+    print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
+          f"{len(train_part)} train / {len(test_part)} test examples; up to {config.max_tokens} tokens per text",
+          file=out)
 
-    run_dir = Path(config.out_dir) / (config.name or time.strftime("finetune-%Y%m%d-%H%M%S"))
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ValueError(f"finetune: run directory {run_dir} already exists; choose another --name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(run_dir / "tokenizer.json")
-    checkpoint.save(run_dir / "checkpoint", model)
-    info = {"format": CLASSIFIER_FORMAT, "kind": "classifier", "config": dataclasses.asdict(config),
-            "label_names": list(dataset.label_names), "model": model.gpt.config.to_dict()}
-    atomic_write_text(run_dir / "config.json", json.dumps(info, indent=2))
-    atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2))
+    def run(model, tokenizer, label, learning_rate):
+        train_ids, train_mask = encode_texts(tokenizer, train_part.texts, config.max_tokens)
+        test_ids, test_mask = encode_texts(tokenizer, test_part.texts, config.max_tokens)
+        return fit(model.to(config.device), (train_ids, train_mask, train_part.labels),
+                   (test_ids, test_mask, test_part.labels), config, out, label, learning_rate)
+
+    results = {label: run(model, tokenizer, label, config.learning_rate)}
+    if label == "pretrained" and config.baseline:
+        backend.manual_seed(config.seed)
+        same_shape = model.gpt.config if isinstance(model, GPTClassifier) else None
+        scratch, scratch_tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes, same_shape)
+        results["from scratch"] = run(scratch, scratch_tokenizer, "from scratch", 1e-3)
+
+    run_dir = _save_classifier(config, model, tokenizer, dataset.label_names, results)
     report = results[label]["report"]
     plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
                           title=f"{label}: accuracy {report['accuracy']:.3f}")
-
     print(f"\nrun directory: {run_dir}", file=out)
     print(f"{'model':<14} {'accuracy':>9} {'macro P':>8} {'macro R':>8} {'macro F1':>9}", file=out)
     for name, result in results.items():
@@ -201,20 +228,45 @@ def finetune(config: FinetuneConfig | None = None, out=None) -> Path:
     if len(results) == 2:
         gain = results["pretrained"]["report"]["accuracy"] - results["from scratch"]["report"]["accuracy"]
         verdict = "beats" if gain > 0 else "does not beat"
-        print(f"the pretrained trunk {verdict} training from scratch on the same budget "
+        print(f"the pretrained model {verdict} training from scratch on the same data and epochs "
               f"({gain:+.3f} accuracy)", file=out)
+    return run_dir
+
+
+def _save_classifier(config: FinetuneConfig, model, tokenizer, label_names, results) -> Path:
+    run_dir = Path(config.out_dir) / (config.name or time.strftime("finetune-%Y%m%d-%H%M%S"))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ValueError(f"finetune: run directory {run_dir} already exists; choose another --name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = {"format": CLASSIFIER_FORMAT, "kind": "classifier", "config": dataclasses.asdict(config),
+            "label_names": list(label_names)}
+    if isinstance(model, GPTClassifier):
+        info.update(backbone="gpt", model=model.gpt.config.to_dict())
+        tokenizer.save(run_dir / "tokenizer.json")
+    else:
+        info.update(backbone="bert", model=model.config.to_dict(), pooling=model.pooling)
+        tokens = sorted(tokenizer.vocab, key=tokenizer.vocab.get)  # line i holds the token of id i
+        atomic_write_text(run_dir / "vocab.txt", "\n".join(tokens) + "\n")
+    checkpoint.save(run_dir / "checkpoint", model)
+    atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2))
+    atomic_write_text(run_dir / "config.json", json.dumps(info, indent=2))
     return run_dir
 
 
 def load_classifier(run_dir: str | Path, device: str = "cpu"):
     """(model, tokenizer, info) of a fine-tuned run."""
     run_dir = Path(run_dir)
-    info = read_run_config(run_dir) if (run_dir / "config.json").is_file() else {}
+    info = read_run_config(run_dir)
     if info.get("kind") != "classifier":
         raise ValueError(f"{run_dir} is not a fine-tuned classifier run (made by `finetune`)")
-    tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
-    model = GPTClassifier(GPT(GPTConfig(**info["model"])), len(info["label_names"]),
-                          info["config"]["pooling"], info["config"]["dropout"])
+    num_classes = len(info["label_names"])
+    if info["backbone"] == "gpt":
+        tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
+        model = GPTClassifier(GPT(GPTConfig(**info["model"])), num_classes, info["config"]["pooling"],
+                              info["config"]["dropout"], info["config"]["l2"])
+    else:
+        tokenizer = WordPieceTokenizer.from_file(run_dir / "vocab.txt", max_length=info["config"]["max_tokens"])
+        model = BertForSequenceClassification(BertConfig.from_dict(info["model"]), num_classes, info["pooling"])
     checkpoint.load(run_dir / "checkpoint", model)
     return model.to(device).eval(), tokenizer, info
 

