@@ -1,8 +1,6 @@
-"""F8 and the documents' fine-tuning pipelines, with their errata (taught in
-lessons/13_fine_tuning.md):
+"""The documents' fine-tuning pipelines and their errata (taught in lessons/13_fine_tuning.md;
+F8's sign error is tested in tests/formulas/test_F8_finetuning_l2.py):
 
-- document 001 section 4.1, F8: L_ft = -sum_i (log P(y_i | M(x_i)) + lambda ||M(x_i)||^2); the
-  outer minus makes the L2 term a reward, so descending L_ft grows ||M(x_i)||;
 - document 001 section 5.2: a training function without loss.backward() and optimizer.step()
   changes no parameter;
 - document 004 section 5.2: Adam constructed inside the loop takes its first step every time,
@@ -29,44 +27,6 @@ def _data(n=32, width=8, classes=2, seed=0):
 def _head(width=8, hidden=16, classes=2):
     mt.manual_seed(0)
     return nn.Linear(width, hidden), nn.Linear(hidden, classes)
-
-
-def _F8(fc, out, x, y, lam, sign):
-    M = F.relu(fc(mt.tensor(x)))  # (N, hidden): M_theta(x_i)
-    log_p = F.log_softmax(out(M), axis=-1)  # (N, classes)
-    log_p_true = log_p[np.arange(len(y)), y]  # log P(y_i | M(x_i))
-    norms = (M * M).sum(axis=1)  # ||M(x_i)||^2
-    if sign == "document":  # -sum_i (log P + lambda ||M||^2)
-        return -(log_p_true + lam * norms).sum(), norms
-    return -log_p_true.sum() + lam * norms.sum(), norms  # the corrected form
-
-
-def _descend(sign, steps=50, lam=0.05, lr=0.01):
-    x, y = _data()
-    fc, out = _head()
-    params = fc.parameters() + out.parameters()
-    optimizer = optim.SGD(params, lr=lr)
-    first = None
-    for _ in range(steps):
-        loss, norms = _F8(fc, out, x, y, lam, sign)
-        first = float(norms.numpy().mean()) if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    _, norms = _F8(fc, out, x, y, lam, sign)
-    return first, float(norms.numpy().mean()), loss.item()
-
-
-def test_F8_document_sign_grows_the_norm():
-    start, end, loss = _descend("document")
-    assert end > 10 * start  # the "regulariser" inflates the representation
-    assert loss < -100  # and the loss runs off towards -infinity
-
-
-def test_F8_corrected_sign_shrinks_the_norm():
-    start, end, loss = _descend("corrected")
-    assert end < start
-    assert loss > 0  # a sum of non-negative terms stays bounded below
 
 
 def test_errata_training_without_backward_changes_nothing():
