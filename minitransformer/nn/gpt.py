@@ -236,9 +236,12 @@ class GPT(Module):
                     kth_largest = xp.sort(logits, axis=-1)[:, -k][:, None]
                     logits = xp.where(logits < kth_largest, -xp.inf, logits)
                 probs = F.softmax(Tensor(logits)).data  # (B, V)
-                # inverse-CDF sampling: the first token whose cumulative probability passes u
-                u = rng.random((probs.shape[0], 1), dtype=probs.dtype)
-                next_id = (xp.cumsum(probs, axis=-1) < u).sum(axis=-1, keepdims=True)
-                next_id = xp.minimum(next_id, probs.shape[-1] - 1).astype(ids.dtype)  # (B, 1)
+                # inverse-CDF sampling: the first token whose cumulative probability exceeds u,
+                # u uniform in [0, total). Strictly "exceeds", so a token of probability 0 (cut by
+                # top_k) is never picked, not even for u = 0; and u scaled by the float64 total,
+                # so a total rounded below 1 can never leave u past the last token.
+                cdf = xp.cumsum(probs.astype(xp.float64), axis=-1)  # (B, V)
+                u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]  # (B, 1)
+                next_id = (cdf <= u).sum(axis=-1, keepdims=True).astype(ids.dtype)  # (B, 1)
                 ids = xp.concatenate([ids, next_id], axis=1)
         return Tensor(ids)

@@ -263,3 +263,28 @@ def test_config_checks_its_values():
     with pytest.raises(ValueError, match="dropout must be in"):
         nn.GPTConfig(dropout=1.0)
     assert nn.GPTConfig().to_dict()["vocab_size"] == 50304
+
+
+class FixedDraws:
+    """A stand-in for the framework's generator that always draws the same uniform number."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def random(self, size, dtype=np.float64):
+        return np.full(size, self.value, dtype=dtype)
+
+
+@pytest.mark.parametrize("u", [0.0, np.nextafter(1.0, 0.0), np.nextafter(np.float32(1), np.float32(0))])
+def test_sampling_never_picks_a_token_of_probability_zero_even_at_the_ends_of_the_draw(monkeypatch, u):
+    """Inverse-CDF sampling with u = 0 or u just below 1 must still land on a token that top_k
+    kept: with top_k=1 on the argmax, whatever u is."""
+    model = tiny_gpt()
+    model.lm_head.weight.data *= 30
+    prompt = np.array([[5, 6, 7]])
+    logits = model(prompt)[0].numpy()[0, -1]
+    assert 0 < logits.argmax() < 12  # neither end of the vocabulary
+    monkeypatch.setattr("minitransformer.backend.generator", lambda device="cpu": FixedDraws(u))
+    assert model.generate(prompt, 1, top_k=1).numpy()[0, -1] == logits.argmax()
+    top3 = set(np.argsort(logits)[-3:])
+    assert model.generate(prompt, 1, top_k=3).numpy()[0, -1] in top3
