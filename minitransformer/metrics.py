@@ -42,13 +42,11 @@ def classification_report(labels, predictions, num_classes: int) -> dict:
 
 
 def plot_confusion_matrix(matrix, label_names, path: str | Path, title: str = "confusion matrix") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch, no window
 
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(label_names), 0.8 + 0.7 * len(label_names)))
+    fig = Figure(figsize=(1.0 + 0.8 * len(label_names), 0.8 + 0.7 * len(label_names)))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
     ax.set_yticks(range(len(label_names)), label_names)
@@ -60,4 +58,3 @@ def plot_confusion_matrix(matrix, label_names, path: str | Path, title: str = "c
         ax.text(col, row, str(count), ha="center", va="center", color=color)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

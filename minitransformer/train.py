@@ -145,15 +145,13 @@ def _to_device(array: np.ndarray, config: TrainConfig):
 
 
 def plot_losses(log_path: Path, image_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch, no window
 
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     steps = [r for r in records if r["kind"] == "step"]
     evals = [r for r in records if r["kind"] == "eval"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     if steps:
         ax.plot([r["iter"] for r in steps], [r["loss"] for r in steps], lw=0.8, alpha=0.5, label="train (batch)")
     if evals:
@@ -167,7 +165,6 @@ def plot_losses(log_path: Path, image_path: Path) -> None:
     fig.tight_layout()
     temporary = image_path.with_suffix(".tmp.png")
     fig.savefig(temporary, dpi=110)
-    plt.close(fig)
     temporary.replace(image_path)
 
 
