@@ -18,6 +18,16 @@ from minitransformer import nn, optim  # noqa: E402
 BLOCK, VOCAB, LAYERS, HEADS, EMBD = 64, 65, 4, 4, 128
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These models are small: PyTorch's worker threads only contend with NumPy's BLAS threads,
+    which makes the tests several times slower on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- nanoGPT's model.py -------------------------------------------------------------------------
 
 class CausalSelfAttention(tnn.Module):
