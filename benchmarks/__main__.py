@@ -1,0 +1,72 @@
+"""Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR]``.
+
+Suites: ops, step, scaling, train (default: all, in that order). Each prints a table and writes
+``DIR/<suite>.json`` (machine, versions, BLAS, date and every number) and a plot beside it;
+DIR defaults to ``benchmarks/results/<machine>``. ``--quick`` runs every suite on small sizes
+with few repetitions, a smoke test that finishes in well under a minute (the test suite runs
+it); its numbers are not meant to be quoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import harness
+from .plots import PLOTS
+from .suites import ops, scaling, step, train
+
+SUITES = ("ops", "step", "scaling", "train")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("suites", nargs="*", choices=[[], *SUITES], default=[],
+                        help=f"which suites to run (default: all of {', '.join(SUITES)})")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the JSON and plots (default: benchmarks/results/<machine>)")
+    args = parser.parse_args(argv)
+    suites = args.suites or list(SUITES)
+    out_dir = args.out or harness.RESULTS_DIR / harness.machine_slug()
+
+    threads = harness.blas_threads()
+    torch = harness.import_torch(threads)
+    machine = harness.machine_info(torch)
+    blas = machine["blas"]
+    print(f"{machine['machine']}: {machine['cpu_model']}, {machine['cores']} cores; python "
+          f"{machine['python']}, numpy {machine['numpy']} ({blas.get('internal_api')} "
+          f"{blas.get('version')}, kernel {blas.get('architecture')}, {blas.get('num_threads')} threads), "
+          f"torch {machine.get('torch', 'not installed')} ({machine.get('torch_threads', '-')} threads); "
+          f"no GPU")
+    if torch is None:
+        print("PyTorch is not installed: the comparison columns stay empty")
+    peak = harness.matmul_peak(runs=3 if args.quick else 9)
+    print(f"fp32 matmul peak: {peak['gflops']:.0f} GFLOP/s ({peak['n']}^3 np.matmul, median)")
+
+    for suite in suites:
+        start = time.perf_counter()
+        if suite == "ops":
+            result = ops.run(args.quick, torch)
+        elif suite == "step":
+            result = step.run(args.quick, torch, threads)
+        elif suite == "scaling":
+            result = scaling.run(args.quick, torch, threads, peak_gflops=peak["gflops"])
+        else:
+            result = train.run(args.quick)
+        payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,
+                   "seconds": time.perf_counter() - start, "load_average_after": list(os.getloadavg()),
+                   **result}
+        path = harness.write_json(out_dir, suite, payload)
+        print(f"-> {path}")
+        if suite in PLOTS:
+            subtitle = f"{machine['machine']}, {machine['date'][:10]}" + (", --quick" if args.quick else "")
+            print(f"-> {PLOTS[suite](payload, out_dir, subtitle)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

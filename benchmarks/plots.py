@@ -1,0 +1,107 @@
+"""Plots of the suites' results (matplotlib, Agg: no display needed), saved beside the JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+COLORS = {"fused": "tab:blue", "composed": "tab:orange", "torch": "tab:green",
+          "minitransformer": "tab:blue"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    fig.clf()
+    return path
+
+
+def plot_ops(result: dict, out_dir: Path, subtitle: str) -> Path:
+    """Forward+backward ms per op (log scale), fused vs composed vs PyTorch, a panel per size."""
+    plt = _pyplot()
+    rows = [r for r in result["results"] if r["mode"] == "forward+backward"]
+    sizes = sorted({r["size"] for r in rows}, key=["small", "large"].index)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        ops = [r for r in rows if r["size"] == size]
+        impls = [i for i in ("fused", "composed", "torch") if ops[0].get(f"{i}_ms") is not None]
+        x = np.arange(len(ops))
+        for j, impl in enumerate(impls):
+            ax.bar(x + (j - (len(impls) - 1) / 2) * 0.27, [r[f"{impl}_ms"] for r in ops], 0.27,
+                   label=impl, color=COLORS[impl])
+        ax.set_xticks(x, [r["op"] for r in ops], rotation=30)
+        ax.set_yscale("log")
+        ax.set_ylabel("forward + backward, ms (log)")
+        ax.set_title(f"{size} GPT shapes")
+        ax.legend()
+    fig.suptitle(f"fused ops vs composed primitives vs PyTorch  ({subtitle})", fontsize=9)
+    return _save(fig, out_dir / "ops.png")
+
+
+def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
+    """ms per step for both frameworks, and the fraction of the matmul peak each reaches."""
+    plt = _pyplot()
+    rows = result["results"]
+    names = [n for n in ("minitransformer", "torch") if rows[0].get(f"{n}_ms") is not None]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    x = np.arange(len(rows))
+    for j, name in enumerate(names):
+        offset = (j - (len(names) - 1) / 2) * 0.35
+        left.bar(x + offset, [r[f"{name}_ms"] for r in rows], 0.35, label=name, color=COLORS[name])
+        right.bar(x + offset, [r[f"{name}_fraction_of_peak"] for r in rows], 0.35, label=name, color=COLORS[name])
+    labels = [f"{r['config']}\nB{r['batch']} T{r['block']} L{r['n_layer']} C{r['n_embd']}" for r in rows]
+    left.set_xticks(x, labels)
+    left.set_yscale("log")
+    left.set_ylabel("ms per training step (log)")
+    left.legend()
+    right.set_xticks(x, labels)
+    right.set_ylabel("achieved matmul GFLOP/s / measured peak")
+    right.axhline(0.6, color="gray", ls="--", lw=0.8)
+    right.legend()
+    fig.suptitle(f"one training step, peak {result['matmul_peak']['gflops']:.0f} GFLOP/s  ({subtitle})", fontsize=9)
+    return _save(fig, out_dir / "step.png")
+
+
+def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
+    """Time and memory over T (top) and n_embd (bottom), log-log."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
+    for row_axes, sweep, key, label in ((axes[0], "T", "block", "T (context length)"),
+                                        (axes[1], "n_embd", "n_embd", "n_embd (width C)")):
+        rows = [r for r in result["results"] if r["sweep"] == sweep]
+        if not rows:
+            continue
+        xs = [r[key] for r in rows]
+        time_ax, memory_ax = row_axes
+        for name in ("minitransformer", "torch"):
+            if rows[0].get(f"{name}_ms") is not None:
+                time_ax.plot(xs, [r[f"{name}_ms"] for r in rows], "o-", label=name, color=COLORS[name])
+        memory_series = [("minitransformer_peak_rss_delta", "ours, peak RSS", "tab:blue", "o-"),
+                         ("minitransformer_tracemalloc_peak", "ours, tracemalloc", "tab:blue", "x--"),
+                         ("torch_peak_rss_delta", "torch, peak RSS", "tab:green", "o-"),
+                         ("attention_weights_bytes", "ours: saved P (B,nh,T,T)", "gray", ":")]
+        for field, name, color, style in memory_series:
+            if rows[0].get(field) is not None:
+                memory_ax.plot(xs, [r[field] / 2**20 for r in rows], style, label=name, color=color)
+        for ax, ylabel in ((time_ax, "ms per step"), (memory_ax, "peak memory, MiB")):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=8)
+    fig.suptitle(f"scaling: GPT L{result['n_layer']} nh{result['n_head']} B{result['batch']}  ({subtitle})", fontsize=9)
+    return _save(fig, out_dir / "scaling.png")
+
+
+PLOTS = {"ops": plot_ops, "step": plot_step, "scaling": plot_scaling}

@@ -1,0 +1,67 @@
+"""Suite ``step``: one full GPT training step, minitransformer (NumPy) against PyTorch eager.
+
+Both run nanoGPT's architecture in float32 with the same thread count, on the same batches,
+alternating step by step in one process. Reported per config: ms per step (median), tokens/s,
+achieved GFLOP/s from the exact matmul count (``harness.gpt_step_flops``) and its fraction of
+the fp32 matmul peak measured in the same run, peak memory (``benchmarks.memory``) and the
+ratios ours / PyTorch.
+"""
+
+from __future__ import annotations
+
+from ..harness import gpt_step_flops, matmul_peak, print_table, time_alternating
+from ..memory import measure_in_subprocess
+from ..training import LARGE, SMALL, StepConfig, minitransformer_step, torch_step
+
+
+def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float,
+                   memory: bool = True) -> dict:
+    """Time, rate and memory of one config, both frameworks side by side."""
+    ours, model = minitransformer_step(config)
+    candidates = {"minitransformer": ours}
+    if torch is not None:
+        candidates["torch"] = torch_step(config, torch)[0]
+    timings = time_alternating(candidates, rounds=rounds, per_turn=2, warmup=2)
+    flops = gpt_step_flops(config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
+    row = {"config": config.name, "batch": config.batch, "block": config.block,
+           "n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
+           "vocab": config.vocab, "tokens_per_step": config.tokens,
+           "parameters": model.num_parameters(), "flops_per_step": flops, "timings": timings}
+    for name, timing in timings.items():
+        seconds = timing["median_ms"] / 1e3
+        row[f"{name}_ms"] = timing["median_ms"]
+        row[f"{name}_tokens_per_s"] = config.tokens / seconds
+        row[f"{name}_gflops"] = flops["matmul_flops"] / seconds / 1e9
+        row[f"{name}_fraction_of_peak"] = row[f"{name}_gflops"] / peak_gflops
+    if memory:
+        for name in candidates:
+            for key, value in measure_in_subprocess(name, config, threads).items():
+                if key != "framework":
+                    row[f"{name}_{key}"] = value
+    if torch is not None:
+        row["time_ratio"] = row["minitransformer_ms"] / row["torch_ms"]
+        if memory:
+            row["memory_ratio"] = row["minitransformer_peak_rss_delta"] / max(row["torch_peak_rss_delta"], 1)
+    return row
+
+
+def run(quick: bool, torch=None, threads: int = 1) -> dict:
+    peak = matmul_peak(runs=3 if quick else 9)
+    configs = [SMALL] if quick else [SMALL, LARGE]
+    rows = [measure_config(c, torch, threads, rounds=2 if quick else (20 if c is SMALL else 6),
+                           peak_gflops=peak["gflops"]) for c in configs]
+    peak_after = matmul_peak(runs=3 if quick else 9)  # the machine may have got busier or calmer
+    print(f"\nfp32 matmul peak ({peak['n']}^3): {peak['gflops']:.0f} GFLOP/s before, "
+          f"{peak_after['gflops']:.0f} after")
+    for row in rows:
+        for key in ("minitransformer_peak_rss_delta", "torch_peak_rss_delta",
+                    "minitransformer_tracemalloc_peak"):
+            if key in row:
+                row[key.replace("peak_rss_delta", "mib").replace("tracemalloc_peak", "tracemalloc_mib")] = row[key] / 2**20
+    print_table("step: one training step (forward, backward, clip, AdamW)", rows, [
+        ("config", "config"), ("minitransformer_ms", "ours ms"), ("torch_ms", "torch ms"),
+        ("time_ratio", "ours/torch"), ("minitransformer_tokens_per_s", "ours tok/s"),
+        ("minitransformer_gflops", "ours GFLOP/s"), ("minitransformer_fraction_of_peak", "of peak"),
+        ("torch_gflops", "torch GFLOP/s"), ("minitransformer_mib", "ours MiB"),
+        ("torch_mib", "torch MiB"), ("memory_ratio", "mem ratio")])
+    return {"matmul_peak": peak, "matmul_peak_after": peak_after, "results": rows}

@@ -1,0 +1,67 @@
+"""The benchmark suites run end to end (``python -m benchmarks --quick``) and write results a
+program can read. Timings are not checked: they depend on the machine and its load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MACHINE_FIELDS = {"machine", "cpu_model", "cores", "python", "numpy", "blas", "date"}
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmarks")
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+
+
+def test_every_suite_writes_json_with_the_machine(quick_results):
+    _, results = quick_results
+    assert set(results) == {"ops", "step", "scaling", "train"}
+    for suite, result in results.items():
+        assert result["suite"] == suite and result["quick"] is True
+        assert MACHINE_FIELDS <= set(result["machine"])
+        assert result["matmul_peak_at_start"]["gflops"] > 0
+
+
+def test_ops_times_fused_and_composed_for_every_op(quick_results):
+    _, results = quick_results
+    rows = results["ops"]["results"]
+    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "embedding", "gelu"}
+    assert {row["op"] for row in rows} == ops
+    for row in rows:
+        assert row["mode"] in ("forward", "forward+backward")
+        assert row["fused_ms"] > 0 and row["composed_ms"] > 0
+
+
+def test_step_reports_rate_flops_memory_and_ratios(quick_results):
+    _, results = quick_results
+    (row,) = results["step"]["results"]
+    for key in ("minitransformer_ms", "minitransformer_tokens_per_s", "minitransformer_gflops",
+                "minitransformer_fraction_of_peak", "minitransformer_peak_rss_delta",
+                "minitransformer_tracemalloc_peak"):
+        assert row[key] > 0, key
+    assert row["flops_per_step"]["matmul_flops"] > 0
+    if "torch_ms" in row:  # PyTorch installed
+        assert row["time_ratio"] > 0 and row["memory_ratio"] > 0
+
+
+def test_scaling_sweeps_both_axes_and_train_reports_tokens_per_second(quick_results):
+    _, results = quick_results
+    rows = results["scaling"]["results"]
+    assert {row["sweep"] for row in rows} == {"T", "n_embd"}
+    assert all(row["attention_weights_bytes"] > 0 and row["minitransformer_ms"] > 0 for row in rows)
+    assert results["train"]["loop_tokens_per_s"] > 0
+
+
+def test_plots_are_written_beside_the_json(quick_results):
+    out, _ = quick_results
+    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "scaling.png"}
