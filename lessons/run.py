@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, default=None,
                         help="where figures go (default: MINITRANSFORMER_FIGURES or lessons/figures)")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows even when piped to a file
     if args.all == bool(args.lessons):
         parser.error("give lesson numbers or --all (not both)")
     paths = lesson_paths() if args.all else [find_lesson(key) for key in args.lessons]
