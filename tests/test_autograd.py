@@ -203,7 +203,8 @@ def test_custom_function(xp):
 
 def test_wrongly_shaped_gradient_is_reported_with_the_op(xp):
     x = tensor(xp, [1.0, 2.0, 3.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"WrongShape.backward returned a gradient of shape \(1, 1\) for an input of shape \(3,\)"):
+    message = r"WrongShape.backward returned a gradient of shape \(1, 1\) for an input of shape \(3,\)"
+    with pytest.raises(RuntimeError, match=message):
         WrongShape.apply(x).backward()
 
 

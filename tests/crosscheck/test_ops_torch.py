@@ -62,11 +62,16 @@ def test_maximum_and_pow(pair, data):
     assert_matches_torch(mt.maximum, torch.maximum, a, b + 0.01)
 
 
+# name: (ours, PyTorch's); PyTorch's amax/amin split ties evenly, as our max/min do
 REDUCTIONS = {
-    "sum": (lambda x, axis, keep: x.sum(axis=axis, keepdims=keep), lambda x, dim, keep: x.sum(dim=dim, keepdim=keep)),
-    "mean": (lambda x, axis, keep: x.mean(axis=axis, keepdims=keep), lambda x, dim, keep: x.mean(dim=dim, keepdim=keep)),
-    "max": (lambda x, axis, keep: x.max(axis=axis, keepdims=keep), lambda x, dim, keep: x.amax(dim=dim, keepdim=keep)),
-    "min": (lambda x, axis, keep: x.min(axis=axis, keepdims=keep), lambda x, dim, keep: x.amin(dim=dim, keepdim=keep)),
+    "sum": (lambda x, axis, keep: x.sum(axis=axis, keepdims=keep),
+            lambda x, dim, keep: x.sum(dim=dim, keepdim=keep)),
+    "mean": (lambda x, axis, keep: x.mean(axis=axis, keepdims=keep),
+             lambda x, dim, keep: x.mean(dim=dim, keepdim=keep)),
+    "max": (lambda x, axis, keep: x.max(axis=axis, keepdims=keep),
+            lambda x, dim, keep: x.amax(dim=dim, keepdim=keep)),
+    "min": (lambda x, axis, keep: x.min(axis=axis, keepdims=keep),
+            lambda x, dim, keep: x.amin(dim=dim, keepdim=keep)),
     "var": (lambda x, axis, keep: x.var(axis=axis, keepdims=keep, ddof=1),
             lambda x, dim, keep: x.var(dim=dim, keepdim=keep, correction=1)),
 }

@@ -15,7 +15,7 @@ from scipy.special import softmax as np_softmax
 import minitransformer as mt
 import minitransformer.functional as F
 from tests.helpers import assert_close, check_op, host, tensor
-from tests.strategies import arrays, broadcastable_pair, large_arrays, shapes
+from tests.strategies import arrays, large_arrays, shapes
 
 IGNORE = -100
 

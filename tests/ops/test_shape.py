@@ -4,7 +4,6 @@ repeats, boolean masks), concat, stack, split, broadcast_to, astype."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
