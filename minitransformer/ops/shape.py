@@ -80,10 +80,12 @@ class Cast(Function):
         return grad.astype(self.input_dtype)
 
 
-def _is_basic_index(index) -> bool:
-    """Ints, slices, None and Ellipsis only: every element is picked at most once."""
+def _picks_each_at_most_once(index) -> bool:
+    """Ints, slices, None, Ellipsis and boolean masks never pick an element twice; only
+    integer arrays can (x[[0, 0]])."""
     parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
+    return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis)))
+               or (is_array(p) and p.dtype == bool) for p in parts)
 
 
 class GetItem(Function):
@@ -103,7 +105,7 @@ class GetItem(Function):
     def backward(self, grad):
         xp = array_module(grad)
         grad_input = xp.zeros(self.input_shape, dtype=grad.dtype)
-        if _is_basic_index(self.index):
+        if _picks_each_at_most_once(self.index):
             grad_input[self.index] = grad
         else:
             scatter_add(grad_input, self.index, grad)
@@ -154,7 +156,7 @@ class Concat(Function):
             ) from None
 
     def backward(self, grad):
-        boundaries = np.cumsum(self.sizes)[:-1]
+        boundaries = np.cumsum(self.sizes)[:-1].tolist()  # a list: CuPy's split takes no NumPy array
         return tuple(array_module(grad).split(grad, boundaries, axis=self.axis))
 
 
