@@ -18,7 +18,7 @@ class Adam(Optimizer):
     ``weight_decay`` adds weight_decay * theta to g (an L2 penalty, coupled with the moments).
     Note on F4: document 000 section 4.1 calls theta - lr * g / (1 - beta1^t) "Adam"; that is
     only the bias correction of a first moment applied to the raw gradient, with no moments at
-    all (see tests/formulas/test_F4_adam.py and lessons/07).
+    all (see tests/formulas/test_F4_adam_as_written.py and lessons/07).
     """
 
     decoupled_weight_decay = False

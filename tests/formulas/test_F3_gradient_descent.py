@@ -1,8 +1,8 @@
 """F3 (000_ec86085335eb1a19.txt, section 4.1): theta_{t+1} = theta_t - alpha * grad L(theta_t).
 
 Each update rule in UPDATE_RULES takes (parameter tensor, alpha) after backward() and updates
-the parameter in place; the tests hold every rule to the formula computed in NumPy. An
-optimizer-based rule (optim.SGD) belongs in the same table.
+the parameter in place; the tests hold every rule to the formula computed in NumPy: the step
+written by hand and the framework's optim.SGD.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
+from minitransformer import optim
 from tests.strategies import arrays
 
 
@@ -24,7 +25,14 @@ def manual_step(theta: mt.Tensor, alpha: float) -> None:
     theta.grad = None
 
 
-UPDATE_RULES = {"manual": manual_step}
+def sgd_step(theta: mt.Tensor, alpha: float) -> None:
+    """optim.SGD without momentum or weight decay is F3 exactly."""
+    optimizer = optim.SGD([theta], lr=alpha)
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+UPDATE_RULES = {"manual": manual_step, "optim.SGD": sgd_step}
 
 
 def linear_regression_loss(theta, X, y):
