@@ -28,7 +28,7 @@ import numpy as np
 
 from . import backend, checkpoint, data
 from .autograd import no_grad
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text
 from .metrics import classification_report, plot_confusion_matrix
 from .data.wordpiece import WordPieceTokenizer
 from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig

@@ -23,12 +23,12 @@ import math
 import mmap as mmap_module
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import backend
+from .atomic import atomic_open
 
 # dtype name in the header -> NumPy dtype of the stored bytes (explicitly little-endian).
 # NumPy has no bfloat16: BF16 is read as raw 16-bit words and widened to float32 (see _bf16).
@@ -186,16 +186,8 @@ def save_file(tensors: dict, path: str | os.PathLike, metadata: dict[str, str] |
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)
 
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(struct.pack("<Q", len(header_bytes)))
-            f.write(header_bytes)
-            for name in sorted(arrays):
-                f.write(arrays[name].tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header_bytes)))
+        f.write(header_bytes)
+        for name in sorted(arrays):
+            f.write(arrays[name].tobytes())

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import backend, checkpoint, data
 from .autograd import no_grad
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text
 from .nn import GPT, GPTConfig
 from .optim import clip_grad_norm, cosine_lr, set_lr
 from .progress import Progress

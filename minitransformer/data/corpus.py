@@ -16,9 +16,10 @@ import hashlib
 import os
 import sys
 import sysconfig
-import tempfile
 import warnings
 from pathlib import Path
+
+from ..atomic import atomic_write_text
 
 # Bump when the extraction rules change, so caches built by older rules are rebuilt.
 CORPUS_FORMAT = 1
@@ -122,10 +123,7 @@ def _write_cache(cache_file: Path, text: str, stale_pattern: str) -> None:
     """Write to a temporary file and rename it, so a reader never sees half a corpus; then
     remove the corpora of older source lists. A cache we cannot write only costs time."""
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache_file.parent, suffix=".tmp", delete=False) as f:
-            f.write(text.encode("utf-8"))
-        os.replace(f.name, cache_file)
+        atomic_write_text(cache_file, text)
     except OSError as error:
         warnings.warn(f"stdlib_docstrings: could not cache the corpus in {cache_file.parent}: {error}")
         return

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..atomic import atomic_write_text
 
 # The version of the JSON layout; load() refuses files written in another one.
 TOKENIZER_FORMAT = 1
@@ -265,11 +265,7 @@ def _check_ids(what: str, ids: list[int], vocab_size: int) -> None:
 
 
 def _write_json(path: str | Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, ensure_ascii=False)
-    os.replace(f.name, path)
+    atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
 
 
 def _read_json(path: str | Path, expected_kind: str | None) -> dict:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import minitransformer.data as data
 
-ALLOWED_IMPORTS = {"numpy", "minitransformer.backend"}
+ALLOWED_IMPORTS = {"numpy", "minitransformer.backend", "minitransformer.atomic"}
 
 
 def test_every_exported_name_exists():
