@@ -124,6 +124,7 @@ def unbroadcast(grad, shape: tuple[int, ...]):
     """
     if grad.shape == shape:
         return grad
+    # BEGIN SOLUTION a2
     extra_leading = grad.ndim - len(shape)
     if extra_leading > 0:
         grad = grad.sum(axis=tuple(range(extra_leading)))
@@ -131,10 +132,12 @@ def unbroadcast(grad, shape: tuple[int, ...]):
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
+    # END SOLUTION a2
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
     """Tensors that lead to ``root`` and need a gradient, each after every tensor it feeds."""
+    # BEGIN SOLUTION a1
     postorder, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -151,10 +154,12 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             stack.extend((t, False) for t in fn.inputs if t.requires_grad and id(t) not in visited)
     postorder.reverse()
     return postorder
+    # END SOLUTION a1
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Fill ``.grad`` of every leaf tensor that ``root`` depends on with d(root)/d(leaf)."""
+    # BEGIN SOLUTION a1
     if not root.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require grad and has no graph; create the inputs "
@@ -208,6 +213,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             grads[key] = input_grad if key not in grads else grads[key] + input_grad
         if not retain_graph:
             fn.inputs, fn.saved = None, ()
+    # END SOLUTION a1
 
 
 def _fit_gradient(op: str, grad, shape: tuple[int, ...]):

@@ -260,12 +260,14 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
             lr = cosine_lr(iter_num, config.learning_rate, config.warmup_iters, decay_iters, config.min_lr)
             set_lr(optimizer, lr)
             started = time.perf_counter()
+            # BEGIN SOLUTION a6
             x, y = data.get_batch(train_ids, config.batch_size, config.block_size)
             _, loss = model(_to_device(x, config), _to_device(y, config))
             optimizer.zero_grad()
             loss.backward()
             grad_norm = clip_grad_norm(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
             optimizer.step()
+            # END SOLUTION a6
             iter_num += 1
             loss_value = loss.item()
             progress.update(iter_num, loss_value, tokens_per_step / (time.perf_counter() - started))

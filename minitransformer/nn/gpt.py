@@ -65,6 +65,7 @@ class CausalSelfAttention(Module):
         self.n_head, self.n_embd = config.n_head, config.n_embd
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION a4
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(3, axis=2)  # 3 x (B, T, C)
@@ -76,6 +77,7 @@ class CausalSelfAttention(Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
+        # END SOLUTION a4
 
 
 class MLP(Module):
@@ -221,6 +223,7 @@ class GPT(Module):
         temperature divides the logits (< 1 sharpens, > 1 flattens the distribution); top_k
         keeps only the k most likely tokens before sampling.
         """
+        # BEGIN SOLUTION a6
         if temperature <= 0:
             raise ValueError(f"generate: temperature must be > 0, got {temperature}")
         ids = idx.data if isinstance(idx, Tensor) else idx
@@ -245,3 +248,4 @@ class GPT(Module):
                 next_id = (cdf <= u).sum(axis=-1, keepdims=True).astype(ids.dtype)  # (B, 1)
                 ids = xp.concatenate([ids, next_id], axis=1)
         return Tensor(ids)
+        # END SOLUTION a6

@@ -45,6 +45,7 @@ class ScaledDotProductAttention(Function):
     """
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, scale=None):
+        # BEGIN SOLUTION a4
         xp = array_module(q)
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
         scores = q @ _swap_last(k)  # (B, nh, Tq, Tk)
@@ -69,8 +70,10 @@ class ScaledDotProductAttention(Function):
         self.scale = scale
         self.save_for_backward(q, k, v, weights, keep)
         return dropped @ v  # (B, nh, Tq, hs)
+        # END SOLUTION a4
 
     def backward(self, grad):
+        # BEGIN SOLUTION a4
         q, k, v, weights, keep = self.saved
         dropped = weights if keep is None else weights * keep
         grad_v = _swap_last(dropped) @ grad  # (B, nh, Tk, hs)
@@ -85,6 +88,7 @@ class ScaledDotProductAttention(Function):
         grad_q = grad_weights @ k  # (B, nh, Tq, hs)
         grad_k = _swap_last(grad_weights) @ q  # (B, nh, Tk, hs)
         return grad_q, grad_k, grad_v
+        # END SOLUTION a4
 
 
 def check_attention_inputs(q, k, v, mask) -> None:

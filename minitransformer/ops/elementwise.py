@@ -31,7 +31,9 @@ class Add(Function):
         return broadcasting("add", operator.add, a, b)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         return grad, grad
+        # END SOLUTION a2
 
 
 class Sub(Function):
@@ -41,7 +43,9 @@ class Sub(Function):
         return broadcasting("sub", operator.sub, a, b)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         return grad, -grad
+        # END SOLUTION a2
 
 
 class Mul(Function):
@@ -52,9 +56,11 @@ class Mul(Function):
         return broadcasting("mul", operator.mul, a, b)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         a, b = self.saved
         need_a, need_b = self.needs_input_grad
         return (grad * b if need_a else None), (grad * a if need_b else None)
+        # END SOLUTION a2
 
 
 class Div(Function):
@@ -65,11 +71,13 @@ class Div(Function):
         return broadcasting("div", operator.truediv, a, b)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         a, b = self.saved
         need_a, need_b = self.needs_input_grad
         grad_a = grad / b if need_a else None
         grad_b = -grad * a / (b * b) if need_b else None
         return grad_a, grad_b
+        # END SOLUTION a2
 
 
 class Neg(Function):
@@ -79,7 +87,9 @@ class Neg(Function):
         return -a
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         return -grad
+        # END SOLUTION a2
 
 
 class PowConstant(Function):
@@ -91,6 +101,7 @@ class PowConstant(Function):
         return a**exponent
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (a,) = self.saved
         p = self.exponent
         if p == 0:  # a^0 = 1 is constant; p * a^(p-1) would be 0 * inf = NaN at a = 0
@@ -98,6 +109,7 @@ class PowConstant(Function):
         if p == 2:
             return grad * 2 * a
         return grad * p * a ** (p - 1)
+        # END SOLUTION a2
 
 
 def pow(base: Tensor, exponent) -> Tensor:
@@ -118,8 +130,10 @@ class Exp(Function):
         return out
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (out,) = self.saved
         return grad * out
+        # END SOLUTION a2
 
 
 class Log(Function):
@@ -130,8 +144,10 @@ class Log(Function):
         return array_module(a).log(a)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (a,) = self.saved
         return grad / a
+        # END SOLUTION a2
 
 
 class Sqrt(Function):
@@ -143,8 +159,10 @@ class Sqrt(Function):
         return out
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (out,) = self.saved
         return grad / (2 * out)
+        # END SOLUTION a2
 
 
 class Abs(Function):
@@ -155,8 +173,10 @@ class Abs(Function):
         return abs(a)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (a,) = self.saved
         return grad * array_module(a).sign(a)
+        # END SOLUTION a2
 
 
 class Tanh(Function):
@@ -168,8 +188,10 @@ class Tanh(Function):
         return out
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (out,) = self.saved
         return grad * (1 - out * out)
+        # END SOLUTION a2
 
 
 def stable_sigmoid(a):
@@ -189,8 +211,10 @@ class Sigmoid(Function):
         return out
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (out,) = self.saved
         return grad * out * (1 - out)
+        # END SOLUTION a2
 
 
 class ReLU(Function):
@@ -202,8 +226,10 @@ class ReLU(Function):
         return out
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (out,) = self.saved
         return grad * (out > 0)
+        # END SOLUTION a2
 
 
 _SQRT_2 = math.sqrt(2.0)
@@ -232,6 +258,7 @@ class GELU(Function):
         return a * cdf
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         a, saved = self.saved
         xp = array_module(a)
         if self.approximate == "tanh":
@@ -241,6 +268,7 @@ class GELU(Function):
         cdf = saved
         pdf = _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
         return grad * (cdf + a * pdf)
+        # END SOLUTION a2
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
@@ -258,9 +286,11 @@ class Maximum(Function):
         return broadcasting("maximum", array_module(a, b).maximum, a, b)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         a, b = self.saved
         share_a = array_module(a, b).add(a > b, a >= b, dtype=grad.dtype) * 0.5  # 1, 1/2 or 0
         return grad * share_a, grad * (1 - share_a)
+        # END SOLUTION a2
 
 
 def maximum(a, b) -> Tensor:
@@ -276,10 +306,12 @@ class Where(Function):
         return array_module(a, b).where(condition, a, b)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (condition,) = self.saved
         xp = array_module(grad)
         zero = xp.zeros((), dtype=grad.dtype)
         return xp.where(condition, grad, zero), xp.where(condition, zero, grad)
+        # END SOLUTION a2
 
 
 def where(condition, a, b) -> Tensor:

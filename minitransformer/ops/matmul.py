@@ -42,6 +42,7 @@ class MatMul(Function):
             ) from None
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         a, b = self.saved
         need_a, need_b = self.needs_input_grad
         # promote 1-D operands to matrices: a (K,) -> (1, K), b (K,) -> (K, 1), and give the
@@ -62,6 +63,7 @@ class MatMul(Function):
                 grad_b = unbroadcast(_swap_last(a2) @ grad2, b2.shape)
             grad_b = grad_b.reshape(b.shape)
         return grad_a, grad_b
+        # END SOLUTION a2
 
 
 class Linear(Function):
@@ -90,6 +92,7 @@ class Linear(Function):
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         x2, weight = self.saved
         grad2 = grad.reshape(-1, grad.shape[-1])  # (N, out)
         needs = self.needs_input_grad
@@ -97,6 +100,7 @@ class Linear(Function):
         grad_weight = grad2.T @ x2 if needs[1] else None
         grad_bias = grad2.sum(axis=0) if len(needs) > 2 and needs[2] else None
         return grad_x, grad_weight, grad_bias
+        # END SOLUTION a2
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -27,8 +27,10 @@ class Sum(Function):
         return a.sum(axis=self.axes, keepdims=keepdims)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         xp = array_module(grad)
         return xp.broadcast_to(_expand(grad, self.axes, self.keepdims), self.input_shape)
+        # END SOLUTION a2
 
 
 class Mean(Function):
@@ -45,9 +47,11 @@ class Mean(Function):
         return a.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         xp = array_module(grad)
         expanded = _expand(grad, self.axes, self.keepdims) / self.count
         return xp.broadcast_to(expanded, self.input_shape)
+        # END SOLUTION a2
 
 
 class Max(Function):
@@ -67,10 +71,12 @@ class Max(Function):
         return out if keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         a, out = self.saved
         is_max = a == out
         ties = is_max.sum(axis=self.axes, keepdims=True).astype(grad.dtype)
         return is_max * (_expand(grad, self.axes, self.keepdims) / ties)
+        # END SOLUTION a2
 
 
 class Var(Function):
@@ -96,5 +102,7 @@ class Var(Function):
         return (centered * centered).sum(axis=self.axes, keepdims=keepdims) / self.divisor
 
     def backward(self, grad):
+        # BEGIN SOLUTION a2
         (centered,) = self.saved
         return _expand(grad, self.axes, self.keepdims) * centered * (2 / self.divisor)
+        # END SOLUTION a2

@@ -37,6 +37,7 @@ class Adam(Optimizer):
                 raise ValueError(f"{type(self).__name__}: eps must be >= 0, got {group['eps']}")
 
     def step(self) -> None:
+        # BEGIN SOLUTION a5
         for group, param, grad in self._params_with_grad():
             lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             if decay and self.decoupled_weight_decay:
@@ -59,6 +60,7 @@ class Adam(Optimizer):
             denominator /= math.sqrt(1 - beta2**t)
             denominator += eps
             param.data -= (lr / (1 - beta1**t)) * m / denominator
+        # END SOLUTION a5
 
 
 class AdamW(Adam):

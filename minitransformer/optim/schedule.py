@@ -19,6 +19,7 @@ def cosine_lr(iteration: int, learning_rate: float, warmup_iters: int, lr_decay_
         decay:   lr = min_lr + (learning_rate - min_lr) * (1 + cos(pi * r)) / 2,
                  r = (it - warmup_iters) / (lr_decay_iters - warmup_iters) in [0, 1]
     """
+    # BEGIN SOLUTION a5
     if iteration < warmup_iters:
         return learning_rate * (iteration + 1) / (warmup_iters + 1)
     if iteration > lr_decay_iters:
@@ -27,6 +28,7 @@ def cosine_lr(iteration: int, learning_rate: float, warmup_iters: int, lr_decay_
     ratio = (iteration - warmup_iters) / span if span > 0 else 1.0
     coefficient = 0.5 * (1.0 + math.cos(math.pi * ratio))  # goes 1 -> 0
     return min_lr + coefficient * (learning_rate - min_lr)
+    # END SOLUTION a5
 
 
 def set_lr(optimizer, lr: float) -> None:

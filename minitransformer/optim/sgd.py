@@ -20,6 +20,7 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
 
     def step(self) -> None:
+        # BEGIN SOLUTION a5
         for group, param, grad in self._params_with_grad():
             if group["weight_decay"]:
                 grad = grad + group["weight_decay"] * param.data
@@ -34,3 +35,4 @@ class SGD(Optimizer):
                 buffer = state["momentum_buffer"]
                 grad = grad + momentum * buffer if group["nesterov"] else buffer
             param.data -= group["lr"] * grad
+        # END SOLUTION a5
