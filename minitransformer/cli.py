@@ -5,6 +5,7 @@
     finetune   fine-tune a text classifier (from a trained run, or from scratch)
     predict    classify texts with a fine-tuned run
     embed      sentence embeddings from a pretrained encoder (all-MiniLM-L6-v2)
+    assignments  release student copies of a course assignment, grade submissions
 
 Flags of train and finetune are generated from their config dataclasses (TrainConfig,
 FinetuneConfig), so each option is written once. Errors print one line on stderr and exit 1.
@@ -20,6 +21,7 @@ import types
 import typing
 from pathlib import Path
 
+from .assignments import command as assignments_command
 from .finetune import FinetuneConfig, finetune, predict
 from .generate import generate_text
 from .train import RESUMABLE_OVERRIDES, TrainConfig, train
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed_parser.add_argument("texts", nargs="+", help="sentences to embed")
     embed_parser.add_argument("--pretrained", default="minilm", help="'minilm' or a folder of Hugging Face BERT files")
     embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+
+    assignments_command.add_parser(commands)
     return parser
 
 
@@ -140,6 +144,8 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "predict":
         for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device)):
             print(f"{label}\t{probability:.3f}\t{text}")
+    elif args.command == "assignments":
+        assignments_command.run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
