@@ -89,12 +89,50 @@ def scatter_add(target, index, values) -> None:
 
 
 def erf(x):
-    """The error function, elementwise, on NumPy (SciPy) or CuPy (cupyx.scipy)."""
-    if array_module(x) is np:
-        from scipy.special import erf as _erf
-    else:
+    """The error function, elementwise: float32 NumPy arrays through ``erf_float32``; float64
+    (gradcheck, references) through SciPy, and CuPy arrays through cupyx.scipy, exactly."""
+    if array_module(x) is not np:
         from cupyx.scipy.special import erf as _erf
+    elif x.dtype == np.float32:
+        return erf_float32(x)
+    else:
+        from scipy.special import erf as _erf
     return _erf(x)
+
+
+# erf(x) = tanh(x P(x^2)) with P of degree 6, fitted by weighted least squares so that the error
+# is small in units of the last place (ulp) of erf. Max error 3.7 ulp (abs 1.8e-7), mean 0.6 ulp
+# over all float32 inputs (tests/test_backend.py). From |x| = 3.92 on, erf(x) rounds to +-1; P
+# was fitted up to 3.95, and clamping x at 4.1 (where tanh reaches exactly 1) keeps it from
+# turning over further out. SciPy's float32 erf evaluates a double
+# precision series at ~12 ns per value; this costs ~2 (GPT-2's tanh GELU is P's first 2 terms).
+ERF_FLOAT32_COEFFICIENTS = (1.12837923, 0.102769002, -0.000191258572, -0.000620509265,
+                            8.79562213e-05, -5.72423642e-06, 1.451278e-07)  # P_0 ... P_6
+ERF_FLOAT32_CLAMP = 4.1
+ELEMENTWISE_CHUNK = 1 << 16  # 256 KiB of float32: a chunk and its temporaries stay in L2 cache
+
+
+def erf_float32(x: np.ndarray) -> np.ndarray:
+    """erf of a float32 NumPy array, tanh(x P(x^2)) evaluated chunk by chunk in place."""
+    source = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(x.shape, dtype=np.float32)
+    flat_out = out.reshape(-1)
+    p_0, *p_rest = (np.float32(c) for c in ERF_FLOAT32_COEFFICIENTS)
+    square = np.empty(min(ELEMENTWISE_CHUNK, source.size), dtype=np.float32)
+    poly = np.empty_like(square)
+    for start in range(0, source.size, ELEMENTWISE_CHUNK):
+        chunk = flat_out[start:start + ELEMENTWISE_CHUNK]
+        s, p = square[:len(chunk)], poly[:len(chunk)]
+        np.clip(source[start:start + ELEMENTWISE_CHUNK], -ERF_FLOAT32_CLAMP, ERF_FLOAT32_CLAMP, out=chunk)
+        np.multiply(chunk, chunk, out=s)  # x^2
+        np.multiply(s, p_rest[-1], out=p)  # Horner: p = (...(P_6 s + P_5) s + ...) s + P_0
+        for coefficient in reversed(p_rest[:-1]):
+            p += coefficient
+            p *= s
+        p += p_0
+        p *= chunk
+        np.tanh(p, out=chunk)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

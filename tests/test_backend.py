@@ -60,6 +60,21 @@ def test_erf_matches_math(xp):
     np.testing.assert_allclose(backend.to_numpy(backend.erf(xp.asarray(x))), [math.erf(v) for v in x], rtol=1e-12)
 
 
+def test_erf_float32_is_within_a_few_ulp_of_the_exact_value():
+    """float32 takes the fast path, tanh(x P(x^2)); float64 SciPy's erf stays the reference."""
+    from scipy.special import erf as scipy_erf
+
+    magnitudes = np.logspace(-38, 1.5, 100_000)
+    x = np.concatenate([np.linspace(-10, 10, 400_001), magnitudes, -magnitudes]).astype(np.float32)
+    exact = scipy_erf(x.astype(np.float64))
+    got = backend.erf(x)
+    assert got.dtype == np.float32
+    ulps = np.abs(got - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulps.max() <= 4 and ulps.mean() <= 0.5
+    special = backend.erf(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 5.0], dtype=np.float32))
+    np.testing.assert_array_equal(special, [1, -1, np.nan, 0, -0.0, 1])
+
+
 PARITY_CASES = {
     "arithmetic": lambda a, b: ((a * b - a / (b * b + 1)) ** 2).sum(axis=0),
     "matmul": lambda a, b: a @ b.T,
