@@ -27,11 +27,11 @@ class LayerNorm(Function):
                     f"the last axis of the input {describe(x)}"
                 )
         xp = array_module(x)
-        mean = x.mean(axis=-1, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=-1, keepdims=True)
+        x_hat = x - x.mean(axis=-1, keepdims=True)  # centred; normalised in place below
+        # the variance as a row-wise dot product: no (N, C) temporary for the squares
+        var = xp.einsum("...i,...i->...", x_hat, x_hat)[..., None] / n
         rstd = 1 / xp.sqrt(var + eps)
-        x_hat = centered * rstd
+        x_hat *= rstd
         self.save_for_backward(x_hat, rstd, weight)
         out = x_hat * weight
         if bias is not None:
@@ -41,15 +41,17 @@ class LayerNorm(Function):
     def backward(self, grad):
         # BEGIN SOLUTION a3
         x_hat, rstd, weight = self.saved
+        xp = array_module(x_hat)
         g_hat = grad * weight
-        grad_x = rstd * (
-            g_hat
-            - g_hat.mean(axis=-1, keepdims=True)
-            - x_hat * (g_hat * x_hat).mean(axis=-1, keepdims=True)
-        )
+        mean_g_hat = g_hat.mean(axis=-1, keepdims=True)
+        mean_g_hat_x_hat = xp.einsum("...i,...i->...", g_hat, x_hat)[..., None] / x_hat.shape[-1]
+        # rstd * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), in place in g_hat
+        g_hat -= mean_g_hat
+        g_hat -= x_hat * mean_g_hat_x_hat
+        g_hat *= rstd
         rows = tuple(range(grad.ndim - 1))
         needs = self.needs_input_grad
         grad_weight = (grad * x_hat).sum(axis=rows) if needs[1] else None
         grad_bias = grad.sum(axis=rows) if len(needs) > 2 and needs[2] else None
-        return grad_x, grad_weight, grad_bias
+        return g_hat, grad_weight, grad_bias
         # END SOLUTION a3
