@@ -48,8 +48,8 @@ class ScaledDotProductAttention(Function):
         # BEGIN SOLUTION a4
         xp = array_module(q)
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-        scores = q @ _swap_last(k)  # (B, nh, Tq, Tk)
-        scores *= scale
+        # scale q (B, nh, Tq, hs) rather than the scores (B, nh, Tq, Tk): fewer numbers when Tk > hs
+        scores = (q * scale) @ _swap_last(k)  # (B, nh, Tq, Tk)
         bias = additive_mask(mask, is_causal, q.shape[-2], k.shape[-2], scores.dtype, xp)
         if bias is not None:
             scores += bias
@@ -62,7 +62,7 @@ class ScaledDotProductAttention(Function):
         row_sum = weights.sum(axis=-1, keepdims=True)
         if bias is not None:
             row_sum[row_sum == 0] = 1
-        weights /= row_sum  # (B, nh, Tq, Tk), P
+        weights *= 1 / row_sum  # (B, nh, Tq, Tk), P; one division per row, then products
         dropped, keep = weights, None
         if dropout_p > 0:
             keep = keep_mask(weights.shape, dropout_p, weights.dtype, device_of(weights))
@@ -80,13 +80,15 @@ class ScaledDotProductAttention(Function):
         grad_weights = grad @ _swap_last(v)  # (B, nh, Tq, Tk)
         if keep is not None:
             grad_weights *= keep
-        # softmax backward, in place: dS = P * (dP - rowsum(dP * P)), then the 1/sqrt(d_k)
-        row_dot = (grad_weights * weights).sum(axis=-1, keepdims=True)
-        grad_weights -= row_dot
+        # softmax backward, in place: dS = P * (dP - rowsum(dP * P)); the row sums as row-wise
+        # dot products (einsum), without a (B, nh, Tq, Tk) temporary for dP * P
+        row_dot = array_module(weights).einsum("...ij,...ij->...i", grad_weights, weights)
+        grad_weights -= row_dot[..., None]
         grad_weights *= weights
-        grad_weights *= self.scale
         grad_q = grad_weights @ k  # (B, nh, Tq, hs)
         grad_k = _swap_last(grad_weights) @ q  # (B, nh, Tk, hs)
+        grad_q *= self.scale  # the 1/sqrt(d_k), on the (T, hs) results rather than on dS
+        grad_k *= self.scale
         return grad_q, grad_k, grad_v
         # END SOLUTION a4
 
