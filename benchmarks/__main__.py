@@ -24,15 +24,23 @@ SUITES = ("ops", "step", "scaling", "train")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("suites", nargs="*", choices=[[], *SUITES], default=[],
-                        help=f"which suites to run (default: all of {', '.join(SUITES)})")
+    parser.add_argument("suites", nargs="*", metavar="suite", default=[],
+                        help=f"which suites to run: {', '.join(SUITES)} (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS and PyTorch threads (default: NumPy's BLAS default; "
+                             "other than that needs threadpoolctl)")
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON and plots (default: benchmarks/results/<machine>)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suites {unknown}; choose from {', '.join(SUITES)}")
     suites = args.suites or list(SUITES)
     out_dir = args.out or harness.RESULTS_DIR / harness.machine_slug()
 
+    if args.threads is not None:
+        harness.limit_blas_threads(args.threads)
     threads = harness.blas_threads()
     torch = harness.import_torch(threads)
     machine = harness.machine_info(torch)

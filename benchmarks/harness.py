@@ -86,6 +86,16 @@ def blas_threads() -> int:
     return os.cpu_count() or 1
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Run NumPy's BLAS with ``threads`` threads from now on (needs threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise SystemExit("--threads needs threadpoolctl (pip install threadpoolctl), or set "
+                         "OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting") from None
+    threadpool_limits(threads, user_api="blas")
+
+
 def import_torch(threads: int | None = None):
     """PyTorch set to ``threads`` threads, or None when it is not installed."""
     try:
