@@ -33,8 +33,8 @@ def test_returns_the_global_norm_and_scales_all_gradients_together(grads, max_no
         np.testing.assert_allclose(param.grad, g * scale, rtol=1e-12)
     clipped = np.sqrt(sum((p.grad**2).sum() for p in params))
     assert clipped <= max_norm * (1 + 1e-9)
-    if total > max_norm:
-        assert clipped == pytest.approx(max_norm, rel=1e-5)
+    if total > max_norm:  # the 1e-6 guard leaves the norm a hair below max_norm
+        assert clipped == pytest.approx(max_norm * total / (total + 1e-6), rel=1e-9)
 
 
 def test_small_gradients_are_left_alone_and_missing_ones_skipped():
