@@ -21,7 +21,7 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,37 +33,33 @@ from .metrics import classification_report, plot_confusion_matrix
 from .data.wordpiece import WordPieceTokenizer
 from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig
 from .optim import Adam
-from .train import load_run, read_run_config
+from .train import load_run, option, read_run_config
 
 CLASSIFIER_FORMAT = 1
 
 
-def _help(text: str, default=None, **kwargs):
-    return field(default=default, metadata={"help": text, **kwargs})
-
-
 @dataclass
 class FinetuneConfig:
-    csv: str | None = _help("CSV file with columns text,label (default: stdlib docstrings labelled by package)")
-    from_run: str | None = _help("a `train` run directory whose GPT is the starting point")
-    pretrained: str | None = _help("a pretrained encoder: 'minilm' (all-MiniLM-L6-v2) or a folder of its files")
-    freeze_embeddings: bool = _help("keep a pretrained encoder's word embeddings fixed (much faster)", True)
-    pooling: str = _help("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
-    epochs: int = _help("passes over the training examples", 4)
-    batch_size: int = _help("examples per step", 16)
-    learning_rate: float | None = _help("Adam learning rate (default: 2e-5 for --pretrained, else 1e-3)")
-    l2: float = _help("weight of the L2 penalty on the pooled features (F8)", 0.0)
-    dropout: float = _help("dropout before the classification head", 0.1)
-    test_fraction: float = _help("share of each class held out for evaluation", 0.2)
-    max_tokens: int = _help("tokens per text (longer texts are cut); a pretrained run's block_size caps it", 64)
-    n_layer: int = _help("blocks of a from-scratch trunk (a pretrained run fixes the architecture)", 4)
-    n_head: int = _help("heads of a from-scratch trunk", 4)
-    n_embd: int = _help("width of a from-scratch trunk", 128)
-    baseline: bool = _help("with --from-run, also train the same architecture from scratch and compare", True)
-    seed: int = _help("random seed", 1337)
-    out_dir: str = _help("folder that holds run directories", "runs")
-    name: str | None = _help("run directory name (default: a timestamp)")
-    device: str = _help("'cpu' or 'cuda'", "cpu", choices=("cpu", "cuda"))
+    csv: str | None = option("CSV file with columns text,label (default: stdlib docstrings labelled by package)")
+    from_run: str | None = option("a `train` run directory whose GPT is the starting point")
+    pretrained: str | None = option("a pretrained encoder: 'minilm' (all-MiniLM-L6-v2) or a folder of its files")
+    freeze_embeddings: bool = option("keep a pretrained encoder's word embeddings fixed (much faster)", True)
+    pooling: str = option("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
+    epochs: int = option("passes over the training examples", 4)
+    batch_size: int = option("examples per step", 16)
+    learning_rate: float | None = option("Adam learning rate (default: 2e-5 for --pretrained, else 1e-3)")
+    l2: float = option("weight of the L2 penalty on the pooled features (F8)", 0.0)
+    dropout: float = option("dropout before the classification head", 0.1)
+    test_fraction: float = option("share of each class held out for evaluation", 0.2)
+    max_tokens: int = option("tokens per text (longer texts are cut); a pretrained run's block_size caps it", 64)
+    n_layer: int = option("blocks of a from-scratch trunk (a pretrained run fixes the architecture)", 4)
+    n_head: int = option("heads of a from-scratch trunk", 4)
+    n_embd: int = option("width of a from-scratch trunk", 128)
+    baseline: bool = option("with --from-run, also train the same architecture from scratch and compare", True)
+    seed: int = option("random seed", 1337)
+    out_dir: str = option("folder that holds run directories", "runs")
+    name: str | None = option("run directory name (default: a timestamp)")
+    device: str = option("'cpu' or 'cuda'", "cpu", choices=("cpu", "cuda"))
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "max_tokens", "n_layer", "n_head", "n_embd"):

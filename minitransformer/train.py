@@ -35,7 +35,9 @@ from .progress import Progress
 RUN_FORMAT = 1
 
 
-def _help(text: str, default=None, **kwargs):
+def option(text: str, default=None, **kwargs):
+    """A config field with its --help text (and argparse extras such as choices=): the CLI
+    builds its flags from these."""
     return field(default=default, metadata={"help": text, **kwargs})
 
 
@@ -44,33 +46,33 @@ class TrainConfig:
     """Everything a training run depends on. The CLI's flags are generated from these fields
     (``--batch-size`` for ``batch_size``...), named like nanoGPT's config variables."""
 
-    data: str | None = _help("UTF-8 text file or folder of .txt files (default: the standard library's docstrings)")
-    tokenizer: str = _help("'char' (one token per character) or 'bpe' (byte-level BPE)", "char", choices=("char", "bpe"))
-    vocab_size: int = _help("vocabulary size for --tokenizer bpe", 512)
-    out_dir: str = _help("folder that holds run directories", "runs")
-    name: str | None = _help("run directory name (default: a timestamp)")
-    batch_size: int = _help("sequences per step (B)", 12)
-    block_size: int = _help("context length in tokens (T)", 64)
-    n_layer: int = _help("transformer blocks", 4)
-    n_head: int = _help("attention heads per block", 4)
-    n_embd: int = _help("embedding width (C)", 128)
-    dropout: float = _help("dropout probability", 0.0)
-    bias: bool = _help("biases in Linear and LayerNorm layers", True)
-    learning_rate: float = _help("peak learning rate", 1e-3)
-    min_lr: float = _help("learning rate at the end of the cosine decay", 1e-4)
-    warmup_iters: int = _help("linear warmup steps", 100)
-    lr_decay_iters: int | None = _help("step where the cosine decay reaches min_lr (default: max_iters)")
-    max_iters: int = _help("training steps", 2000)
-    eval_interval: int = _help("steps between loss estimates and checkpoints", 250)
-    eval_iters: int = _help("batches per loss estimate", 20)
-    log_interval: int = _help("steps between log lines", 10)
-    weight_decay: float = _help("AdamW weight decay on matrices", 0.1)
-    beta1: float = _help("AdamW beta1", 0.9)
-    beta2: float = _help("AdamW beta2", 0.99)
-    grad_clip: float = _help("clip the gradients' global norm to this (0: off)", 1.0)
-    seed: int = _help("random seed (initialisation, batches, dropout, sampling)", 1337)
-    device: str = _help("'cpu' (NumPy) or 'cuda' (CuPy)", "cpu", choices=("cpu", "cuda"))
-    sample_tokens: int = _help("tokens to generate into samples.txt at the end", 300)
+    data: str | None = option("UTF-8 text file or folder of .txt files (default: the standard library's docstrings)")
+    tokenizer: str = option("'char' (one token per character) or 'bpe' (byte-level BPE)", "char", choices=("char", "bpe"))
+    vocab_size: int = option("vocabulary size for --tokenizer bpe", 512)
+    out_dir: str = option("folder that holds run directories", "runs")
+    name: str | None = option("run directory name (default: a timestamp)")
+    batch_size: int = option("sequences per step (B)", 12)
+    block_size: int = option("context length in tokens (T)", 64)
+    n_layer: int = option("transformer blocks", 4)
+    n_head: int = option("attention heads per block", 4)
+    n_embd: int = option("embedding width (C)", 128)
+    dropout: float = option("dropout probability", 0.0)
+    bias: bool = option("biases in Linear and LayerNorm layers", True)
+    learning_rate: float = option("peak learning rate", 1e-3)
+    min_lr: float = option("learning rate at the end of the cosine decay", 1e-4)
+    warmup_iters: int = option("linear warmup steps", 100)
+    lr_decay_iters: int | None = option("step where the cosine decay reaches min_lr (default: max_iters)")
+    max_iters: int = option("training steps", 2000)
+    eval_interval: int = option("steps between loss estimates and checkpoints", 250)
+    eval_iters: int = option("batches per loss estimate", 20)
+    log_interval: int = option("steps between log lines", 10)
+    weight_decay: float = option("AdamW weight decay on matrices", 0.1)
+    beta1: float = option("AdamW beta1", 0.9)
+    beta2: float = option("AdamW beta2", 0.99)
+    grad_clip: float = option("clip the gradients' global norm to this (0: off)", 1.0)
+    seed: int = option("random seed (initialisation, batches, dropout, sampling)", 1337)
+    device: str = option("'cpu' (NumPy) or 'cuda' (CuPy)", "cpu", choices=("cpu", "cuda"))
+    sample_tokens: int = option("tokens to generate into samples.txt at the end", 300)
 
     def __post_init__(self):
         positive = ("vocab_size", "batch_size", "block_size", "n_layer", "n_head", "n_embd",
