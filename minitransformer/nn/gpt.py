@@ -204,9 +204,14 @@ class GPT(Module):
         self.config.block_size = block_size
         self.transformer.wpe.weight = Parameter(self.transformer.wpe.weight.data[:block_size].copy())
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95)):
+    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95),
+                             device_type: str | None = None):
         """AdamW with nanoGPT's two parameter groups: weight decay on matrices (every >= 2-D
-        weight: embeddings and Linear weights), none on biases and LayerNorm gains."""
+        weight: embeddings and Linear weights), none on biases and LayerNorm gains.
+
+        ``device_type`` is accepted so that nanoGPT's call ``configure_optimizers(wd, lr, betas,
+        device_type)`` works unchanged; nanoGPT uses it to pick a fused CUDA AdamW, which has
+        no counterpart here."""
         from ..optim import AdamW  # optim sits beside nn; imported here to keep nn free of it
 
         params = self.parameters()
