@@ -138,24 +138,27 @@ class BertSelfAttention(Module):
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
 
 
-class BertSelfOutput(Module):
-    """LayerNorm(x + Dropout(W_O heads))   (post-LN residual around attention)"""
+class BertResidualOutput(Module):
+    """LayerNorm(x + Dropout(h W^T + b)): project a sub-layer's output h back to the hidden size
+    and close the post-LN residual around it. Both of a layer's sub-layers end this way: the
+    attention (h = the heads, hidden_size wide) and the feed-forward network (h = its
+    intermediate_size-wide middle)."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, in_features: int):
         super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(in_features, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
-    def forward(self, heads: Tensor, x: Tensor) -> Tensor:
-        return self.LayerNorm(self.dropout(self.dense(heads)) + x)
+    def forward(self, h: Tensor, x: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense(h)) + x)
 
 
 class BertAttention(Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)  # the checkpoint's name: attention.self.query...
-        self.output = BertSelfOutput(config)
+        self.output = BertResidualOutput(config, config.hidden_size)
 
     def forward(self, x: Tensor, mask) -> Tensor:
         return self.output(self.self(x, mask), x)
@@ -173,19 +176,6 @@ class BertIntermediate(Module):
         return F.gelu(self.dense(x), approximate=self.approximate)  # (B, T, 4C)
 
 
-class BertOutput(Module):
-    """LayerNorm(x + Dropout(h W_2^T + b_2)): the narrowing half and the second residual"""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden: Tensor, x: Tensor) -> Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden)) + x)
-
-
 class BertLayer(Module):
     """One post-LayerNorm encoder layer: x = LN(x + attn(x)); x = LN(x + FFN(x))."""
 
@@ -193,7 +183,7 @@ class BertLayer(Module):
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = BertResidualOutput(config, config.intermediate_size)
 
     def forward(self, x: Tensor, mask) -> Tensor:
         x = self.attention(x, mask)
