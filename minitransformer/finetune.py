@@ -33,7 +33,7 @@ from .metrics import classification_report, plot_confusion_matrix
 from .data.wordpiece import WordPieceTokenizer
 from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig
 from .optim import Adam
-from .train import load_run, option, read_run_config
+from .train import check_positive_integers, load_run, option, read_run_config
 
 CLASSIFIER_FORMAT = 1
 
@@ -62,9 +62,7 @@ class FinetuneConfig:
     device: str = option("'cpu' or 'cuda'", "cpu", choices=("cpu", "cuda"))
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "max_tokens", "n_layer", "n_head", "n_embd"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"finetune: --{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
+        check_positive_integers("finetune", self, ("epochs", "batch_size", "max_tokens", "n_layer", "n_head", "n_embd"))
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"finetune: --test-fraction must be in (0, 1), got {self.test_fraction}")
         if self.from_run and self.pretrained:

@@ -41,6 +41,14 @@ def option(text: str, default=None, **kwargs):
     return field(default=default, metadata={"help": text, **kwargs})
 
 
+def check_positive_integers(command: str, config, names) -> None:
+    """Each named config field must be an int > 0; the error names the command and the flag."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{command}: --{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. The CLI's flags are generated from these fields
@@ -77,10 +85,7 @@ class TrainConfig:
     def __post_init__(self):
         positive = ("vocab_size", "batch_size", "block_size", "n_layer", "n_head", "n_embd",
                     "max_iters", "eval_interval", "eval_iters", "log_interval")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"train: --{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        check_positive_integers("train", self, positive)
         if self.tokenizer not in ("char", "bpe"):
             raise ValueError(f"train: --tokenizer must be 'char' or 'bpe', got {self.tokenizer!r}")
         if self.device not in backend.DEVICES:
