@@ -1,10 +1,10 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR]``.
 
-Suites: ops, step, scaling, train (default: all, in that order). Each prints a table and writes
-``DIR/<suite>.json`` (machine, versions, BLAS, date and every number) and a plot beside it;
-DIR defaults to ``benchmarks/results/<machine>``. ``--quick`` runs every suite on small sizes
-with few repetitions, a smoke test that finishes in well under a minute (the test suite runs
-it); its numbers are not meant to be quoted.
+Suites: ops, step, profile, scaling, train (default: all, in that order). Each prints a table
+and writes ``DIR/<suite>.json`` (machine, versions, BLAS, date and every number) and a plot
+beside it; DIR defaults to ``benchmarks/results/<machine>``. ``--quick`` runs every suite on
+small sizes with few repetitions, a smoke test that finishes in well under a minute (the test
+suite runs it); its numbers are not meant to be quoted.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import ops, scaling, step, train
+from .suites import ops, profile, scaling, step, train
 
-SUITES = ("ops", "step", "scaling", "train")
+SUITES = ("ops", "step", "profile", "scaling", "train")
 
 
 def main(argv=None) -> int:
@@ -61,6 +61,8 @@ def main(argv=None) -> int:
             result = ops.run(args.quick, torch)
         elif suite == "step":
             result = step.run(args.quick, torch, threads)
+        elif suite == "profile":
+            result = profile.run(args.quick)
         elif suite == "scaling":
             result = scaling.run(args.quick, torch, threads, peak_gflops=peak["gflops"])
         else:

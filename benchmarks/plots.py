@@ -104,4 +104,33 @@ def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
     return _save(fig, out_dir / "scaling.png")
 
 
-PLOTS = {"ops": plot_ops, "step": plot_step, "scaling": plot_scaling}
+def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> Path:
+    """ms per step of the costliest ops, forward and backward stacked, a panel per config; the
+    engine and Python overhead is a bar of its own."""
+    plt = _pyplot()
+    configs = result["results"]
+    fig, axes = plt.subplots(1, len(configs), figsize=(6.5 * len(configs), 5), squeeze=False)
+    for ax, config in zip(axes[0], configs):
+        ms = {}  # (op, pass) -> ms per step; the overhead has pass None
+        for row in config["rows"]:
+            ms[row["op"] or row["name"], row["pass"]] = row["ms_per_step"]
+        names = sorted({name for name, _ in ms}, key=lambda name: -sum(
+            ms.get((name, p), 0.0) for p in ("forward", "backward", None)))[:top]
+        y = np.arange(len(names))
+        forward = np.array([ms.get((name, "forward"), 0.0) for name in names])
+        backward = np.array([ms.get((name, "backward"), 0.0) for name in names])
+        overhead = np.array([ms.get((name, None), 0.0) for name in names])
+        ax.barh(y, forward, label="forward", color="tab:blue")
+        ax.barh(y, backward, left=forward, label="backward", color="tab:orange")
+        ax.barh(y, overhead, label="engine and Python", color="tab:gray")
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()  # the costliest on top
+        ax.set_xlabel("ms per training step")
+        ax.set_title(f"{config['config']} (B{config['batch']} T{config['block']} L{config['n_layer']} "
+                     f"C{config['n_embd']}): {config['step_ms']:.1f} ms per step", fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"where one training step goes, top {top}  ({subtitle})", fontsize=9)
+    return _save(fig, out_dir / "profile.png")
+
+
+PLOTS = {"ops": plot_ops, "step": plot_step, "profile": plot_profile, "scaling": plot_scaling}

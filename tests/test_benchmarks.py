@@ -25,7 +25,7 @@ def quick_results(tmp_path_factory):
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "scaling", "train"}
+    assert set(results) == {"ops", "step", "profile", "scaling", "train"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -54,6 +54,47 @@ def test_step_reports_rate_flops_memory_and_ratios(quick_results):
         assert row["time_ratio"] > 0 and row["memory_ratio"] > 0
 
 
+def test_profile_splits_the_step_into_ops_that_add_up(quick_results):
+    _, results = quick_results
+    (config,) = results["profile"]["results"]
+    assert config["config"] == "small"
+    rows = {row["name"]: row for row in config["rows"]}
+    assert rows["Linear.forward"]["ms_per_step"] > 0 and rows["Linear.backward"]["ms_per_step"] > 0
+    # 4 layers x (c_attn, c_proj, c_fc, the MLP's c_proj) + lm_head
+    assert rows["Linear.forward"]["calls_per_step"] == rows["Linear.backward"]["calls_per_step"] == 17
+    phases = {row["phase"]: row["ms_per_step"] for row in config["phases"]}
+    assert sum(row["ms_per_step"] for row in config["rows"]) == pytest.approx(
+        phases["forward"] + phases["backward"], rel=1e-9)
+    assert sum(phases.values()) == pytest.approx(config["step_ms"])
+    assert rows["engine and Python overhead"]["ms_per_step"] >= 0
+    assert all(0 <= row["share_percent"] <= 100 for row in config["rows"] + config["phases"])
+
+
+def test_op_timer_changes_no_result_and_restores_the_ops_even_on_error():
+    import numpy as np
+
+    import minitransformer as mt
+    from benchmarks.suites.profile import OpTimer
+    from minitransformer.ops.matmul import Linear
+
+    def methods():
+        return {name: Linear.__dict__[name] for name in ("forward", "backward")}
+
+    originals = methods()
+    x, weight = mt.randn(3, 4), mt.randn(5, 4, requires_grad=True)
+    Linear.apply(x, weight).sum().backward()
+    expected_grad, weight.grad = weight.grad, None
+    timer = OpTimer()
+    with pytest.raises(RuntimeError, match="inside the timed block"):
+        with timer.installed():
+            assert methods() != originals
+            Linear.apply(x, weight).sum().backward()
+            raise RuntimeError("inside the timed block")
+    assert methods() == originals
+    np.testing.assert_array_equal(weight.grad, expected_grad)
+    assert timer.calls["Linear.forward"] == timer.calls["Linear.backward"] == 1
+
+
 def test_scaling_sweeps_both_axes_and_train_reports_tokens_per_second(quick_results):
     _, results = quick_results
     rows = results["scaling"]["results"]
@@ -64,4 +105,4 @@ def test_scaling_sweeps_both_axes_and_train_reports_tokens_per_second(quick_resu
 
 def test_plots_are_written_beside_the_json(quick_results):
     out, _ = quick_results
-    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "scaling.png"}
+    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "profile.png", "scaling.png"}
