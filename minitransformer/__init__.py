@@ -6,6 +6,12 @@
     x.grad  # array([[2., 4.]], dtype=float32)
 """
 
+import os
+
+# before NumPy loads OpenBLAS: idle BLAS threads spin ~1 ms (2^22 cycles), not ~100 ms, so
+# they leave the cores to our elementwise threads (see minitransformer/parallel.py)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
+
 # tensor first: it pulls in autograd and the ops once Tensor exists (they all build on it)
 from .tensor import Tensor, arange, ones, rand, randn, tensor, zeros  # isort: skip
 from .autograd import Function, detect_anomaly, is_grad_enabled, no_grad
@@ -13,11 +19,14 @@ from .backend import cupy_available, manual_seed
 from .gradcheck import GradcheckError, gradcheck
 from .ops.elementwise import maximum, where
 from .ops.shape import concat, split, stack
+from .parallel import get_num_threads, keep_freed_memory, set_num_threads
+
+keep_freed_memory()
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "concat", "cupy_available", "detect_anomaly",
-    "gradcheck", "is_grad_enabled", "manual_seed", "maximum", "no_grad", "ones", "rand", "randn",
-    "split", "stack", "tensor", "where", "zeros",
+    "get_num_threads", "gradcheck", "is_grad_enabled", "manual_seed", "maximum", "no_grad", "ones", "rand", "randn",
+    "set_num_threads", "split", "stack", "tensor", "where", "zeros",
 ]

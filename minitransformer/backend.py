@@ -88,16 +88,20 @@ def scatter_add(target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
 
 
-def erf(x):
+def erf(x, out=None):
     """The error function, elementwise: float32 NumPy arrays through ``erf_float32``; float64
-    (gradcheck, references) through SciPy, and CuPy arrays through cupyx.scipy, exactly."""
+    (gradcheck, references) through SciPy, and CuPy arrays through cupyx.scipy, exactly.
+    ``out`` (optional, may be ``x`` itself) receives the result."""
     if array_module(x) is not np:
         from cupyx.scipy.special import erf as _erf
     elif x.dtype == np.float32:
-        return erf_float32(x)
+        return erf_float32(x, out)
     else:
         from scipy.special import erf as _erf
-    return _erf(x)
+    if out is None:
+        return _erf(x)
+    out[...] = _erf(x)
+    return out
 
 
 # erf(x) = tanh(x P(x^2)) with P of degree 6, fitted by weighted least squares so that the error
@@ -112,10 +116,11 @@ ERF_FLOAT32_CLAMP = 4.1
 ELEMENTWISE_CHUNK = 1 << 16  # 256 KiB of float32: a chunk and its temporaries stay in L2 cache
 
 
-def erf_float32(x: np.ndarray) -> np.ndarray:
-    """erf of a float32 NumPy array, tanh(x P(x^2)) evaluated chunk by chunk in place."""
+def erf_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """erf of a float32 NumPy array, tanh(x P(x^2)) evaluated chunk by chunk in place
+    (into ``out`` when given: a contiguous float32 array of x's shape, possibly x itself)."""
     source = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty(x.shape, dtype=np.float32)
+    out = np.empty(x.shape, dtype=np.float32) if out is None else out
     flat_out = out.reshape(-1)
     p_0, *p_rest = (np.float32(c) for c in ERF_FLOAT32_COEFFICIENTS)
     square = np.empty(min(ELEMENTWISE_CHUNK, source.size), dtype=np.float32)

@@ -8,6 +8,7 @@ import numpy as np  # shape arithmetic only
 
 from ..autograd import Function
 from ..backend import array_module, device_of
+from ..parallel import parallel_rows
 from ..tensor import describe
 from .dropout import keep_mask
 from .validate import check_float
@@ -51,18 +52,28 @@ class ScaledDotProductAttention(Function):
         # scale q (B, nh, Tq, hs) rather than the scores (B, nh, Tq, Tk): fewer numbers when Tk > hs
         scores = (q * scale) @ _swap_last(k)  # (B, nh, Tq, Tk)
         bias = additive_mask(mask, is_causal, q.shape[-2], k.shape[-2], scores.dtype, xp)
-        if bias is not None:
-            scores += bias
-        # softmax over keys, in place; rows with every key hidden get weight 0, not NaN
-        row_max = scores.max(axis=-1, keepdims=True)
-        if bias is not None:
-            row_max[~xp.isfinite(row_max)] = 0
-        scores -= row_max
-        weights = xp.exp(scores, out=scores)
-        row_sum = weights.sum(axis=-1, keepdims=True)
-        if bias is not None:
-            row_sum[row_sum == 0] = 1
-        weights *= 1 / row_sum  # (B, nh, Tq, Tk), P; one division per row, then products
+        matrices = scores.reshape(-1, *scores.shape[-2:])  # (B*nh, Tq, Tk), one per batch and head
+        if bias is not None and bias.size != bias.shape[-1] * bias.shape[-2]:
+            bias = xp.broadcast_to(bias, scores.shape).reshape(matrices.shape)  # one per matrix
+        elif bias is not None:
+            bias = bias.reshape(bias.shape[-2:])  # (Tq, Tk), the same for every matrix
+
+        def softmax_in_place(rows):  # over keys, for one block of matrices
+            block = matrices[rows]
+            if bias is not None:
+                block += bias if bias.ndim == 2 else bias[rows]
+            row_max = block.max(axis=-1, keepdims=True)
+            if bias is not None:  # a row with every key hidden gets weight 0, not NaN
+                row_max[~xp.isfinite(row_max)] = 0
+            block -= row_max
+            xp.exp(block, out=block)
+            row_sum = block.sum(axis=-1, keepdims=True)
+            if bias is not None:
+                row_sum[row_sum == 0] = 1
+            block *= 1 / row_sum  # one division per row, then products
+
+        parallel_rows(softmax_in_place, matrices.shape[0], matrices[0].size, xp)
+        weights = scores  # (B, nh, Tq, Tk), P
         dropped, keep = weights, None
         if dropout_p > 0:
             keep = keep_mask(weights.shape, dropout_p, weights.dtype, device_of(weights))
@@ -75,16 +86,24 @@ class ScaledDotProductAttention(Function):
     def backward(self, grad):
         # BEGIN SOLUTION a4
         q, k, v, weights, keep = self.saved
+        xp = array_module(weights)
         dropped = weights if keep is None else weights * keep
         grad_v = _swap_last(dropped) @ grad  # (B, nh, Tk, hs)
         grad_weights = grad @ _swap_last(v)  # (B, nh, Tq, Tk)
         if keep is not None:
             grad_weights *= keep
-        # softmax backward, in place: dS = P * (dP - rowsum(dP * P)); the row sums as row-wise
-        # dot products (einsum), without a (B, nh, Tq, Tk) temporary for dP * P
-        row_dot = array_module(weights).einsum("...ij,...ij->...i", grad_weights, weights)
-        grad_weights -= row_dot[..., None]
-        grad_weights *= weights
+        matrices = grad_weights.reshape(-1, *grad_weights.shape[-2:])  # (B*nh, Tq, Tk)
+        weight_matrices = weights.reshape(matrices.shape)
+
+        def softmax_backward_in_place(rows):
+            # dS = P * (dP - rowsum(dP * P)); the row sums as row-wise dot products (einsum),
+            # without a temporary for dP * P
+            block, p = matrices[rows], weight_matrices[rows]
+            row_dot = xp.einsum("bij,bij->bi", block, p)
+            block -= row_dot[..., None]
+            block *= p
+
+        parallel_rows(softmax_backward_in_place, matrices.shape[0], matrices[0].size, xp)
         grad_q = grad_weights @ k  # (B, nh, Tq, hs)
         grad_k = _swap_last(grad_weights) @ q  # (B, nh, Tk, hs)
         grad_q *= self.scale  # the 1/sqrt(d_k), on the (T, hs) results rather than on dS

@@ -9,6 +9,7 @@ import operator
 
 from ..autograd import Function
 from ..backend import array_module, erf
+from ..parallel import parallel_rows
 from ..tensor import Tensor, describe, lift
 from .validate import check_float
 
@@ -253,11 +254,21 @@ class GELU(Function):
             t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
             self.save_for_backward(a, t)
             return 0.5 * a * (1 + t)
-        cdf = erf(a * (1 / _SQRT_2))  # Phi(a), in place; kept, as erf costs more than the rest
-        cdf += 1
-        cdf *= 0.5
-        self.save_for_backward(a, cdf)
-        return a * cdf
+        a = xp.ascontiguousarray(a)
+        flat_a = a.reshape(-1)
+        cdf, out = xp.empty_like(flat_a), xp.empty_like(flat_a)
+
+        def kernel(rows):  # Phi(a) = (1 + erf(a / sqrt 2)) / 2, then z = a Phi(a), in place
+            block_cdf = cdf[rows]
+            xp.multiply(flat_a[rows], 1 / _SQRT_2, out=block_cdf)
+            erf(block_cdf, out=block_cdf)
+            block_cdf += 1
+            block_cdf *= 0.5
+            xp.multiply(flat_a[rows], block_cdf, out=out[rows])
+
+        parallel_rows(kernel, flat_a.size, 1, xp)
+        self.save_for_backward(a, cdf.reshape(a.shape))  # Phi(a) kept: erf costs more than the rest
+        return out.reshape(a.shape)
 
     def backward(self, grad):
         # BEGIN SOLUTION a2
@@ -267,16 +278,22 @@ class GELU(Function):
             t = saved
             du_da = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du_da)
-        cdf = saved
-        # grad * (Phi(a) + a phi(a)), in place in one buffer: these arrays are (B, T, 4C)
-        grad_a = a * a
-        grad_a *= -0.5
-        xp.exp(grad_a, out=grad_a)
-        grad_a *= _INV_SQRT_2PI
-        grad_a *= a  # a phi(a)
-        grad_a += cdf
-        grad_a *= grad
-        return grad_a
+        flat_a, flat_cdf = a.reshape(-1), saved.reshape(-1)
+        flat_grad = xp.ascontiguousarray(grad).reshape(-1)
+        grad_a = xp.empty_like(flat_a)
+
+        def kernel(rows):  # grad * (Phi(a) + a phi(a)), in place in one buffer
+            x, g = flat_a[rows], grad_a[rows]
+            xp.multiply(x, x, out=g)
+            g *= -0.5
+            xp.exp(g, out=g)
+            g *= _INV_SQRT_2PI
+            g *= x  # a phi(a)
+            g += flat_cdf[rows]
+            g *= flat_grad[rows]
+
+        parallel_rows(kernel, flat_a.size, 1, xp)
+        return grad_a.reshape(a.shape)
         # END SOLUTION a2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import array_module
+from ..parallel import parallel_rows
 from ..tensor import describe
 from .validate import check_float
 
@@ -27,31 +28,49 @@ class LayerNorm(Function):
                     f"the last axis of the input {describe(x)}"
                 )
         xp = array_module(x)
-        x_hat = x - x.mean(axis=-1, keepdims=True)  # centred; normalised in place below
-        # the variance as a row-wise dot product: no (N, C) temporary for the squares
-        var = xp.einsum("...i,...i->...", x_hat, x_hat)[..., None] / n
-        rstd = 1 / xp.sqrt(var + eps)
-        x_hat *= rstd
+        rows_in = xp.ascontiguousarray(x).reshape(-1, n)  # (N, C)
+        x_hat, out = xp.empty_like(rows_in), xp.empty_like(rows_in)
+        rstd = xp.empty((rows_in.shape[0], 1), dtype=x.dtype)  # (N, 1)
+
+        def kernel(rows):
+            block = x_hat[rows]
+            xp.subtract(rows_in[rows], rows_in[rows].mean(axis=-1, keepdims=True), out=block)
+            # the variance as row-wise dot products: no (N, C) temporary for the squares
+            var = xp.einsum("ni,ni->n", block, block)[:, None] / n
+            rstd[rows] = 1 / xp.sqrt(var + eps)
+            block *= rstd[rows]
+            xp.multiply(block, weight, out=out[rows])
+            if bias is not None:
+                out[rows] += bias
+
+        parallel_rows(kernel, rows_in.shape[0], n, xp)
         self.save_for_backward(x_hat, rstd, weight)
-        out = x_hat * weight
-        if bias is not None:
-            out += bias
-        return out
+        return out.reshape(x.shape)
 
     def backward(self, grad):
         # BEGIN SOLUTION a3
-        x_hat, rstd, weight = self.saved
+        x_hat, rstd, weight = self.saved  # (N, C), (N, 1), (C,)
         xp = array_module(x_hat)
-        g_hat = grad * weight
-        mean_g_hat = g_hat.mean(axis=-1, keepdims=True)
-        mean_g_hat_x_hat = xp.einsum("...i,...i->...", g_hat, x_hat)[..., None] / x_hat.shape[-1]
-        # rstd * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), in place in g_hat
-        g_hat -= mean_g_hat
-        g_hat -= x_hat * mean_g_hat_x_hat
-        g_hat *= rstd
-        rows = tuple(range(grad.ndim - 1))
+        n = x_hat.shape[-1]
+        grad_rows = xp.ascontiguousarray(grad).reshape(-1, n)  # (N, C)
+        grad_x = xp.empty_like(grad_rows)
+
+        def kernel(rows):
+            g, x_hat_rows = grad_rows[rows], x_hat[rows]
+            g_hat = grad_x[rows]
+            xp.multiply(g, weight, out=g_hat)
+            mean_g_hat = g_hat.mean(axis=-1, keepdims=True)
+            mean_g_hat_x_hat = xp.einsum("ni,ni->n", g_hat, x_hat_rows)[:, None] / n
+            # rstd * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), in place in g_hat
+            g_hat -= mean_g_hat
+            g_hat -= x_hat_rows * mean_g_hat_x_hat
+            g_hat *= rstd[rows]
+            # this block's share of dL/dw and dL/db: column sums over its rows
+            return xp.einsum("ni,ni->i", g, x_hat_rows), g.sum(axis=0)
+
+        partial_sums = parallel_rows(kernel, grad_rows.shape[0], n, xp)
         needs = self.needs_input_grad
-        grad_weight = (grad * x_hat).sum(axis=rows) if needs[1] else None
-        grad_bias = grad.sum(axis=rows) if len(needs) > 2 and needs[2] else None
-        return g_hat, grad_weight, grad_bias
+        grad_weight = sum(p[0] for p in partial_sums) if needs[1] else None
+        grad_bias = sum(p[1] for p in partial_sums) if len(needs) > 2 and needs[2] else None
+        return grad_x.reshape(grad.shape), grad_weight, grad_bias
         # END SOLUTION a3

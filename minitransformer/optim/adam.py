@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..backend import array_module
+from ..parallel import parallel_rows
 from .optimizer import Optimizer
 
 
@@ -40,26 +42,40 @@ class Adam(Optimizer):
         # BEGIN SOLUTION a5
         for group, param, grad in self._params_with_grad():
             lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            if decay and self.decoupled_weight_decay:
-                param.data *= 1 - lr * decay  # AdamW: shrink the weights directly
-            elif decay:
-                grad = grad + decay * param.data  # Adam: L2 penalty through the gradient
             state = self.state.setdefault(id(param), {})
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = param.data * 0
                 state["exp_avg_sq"] = param.data * 0
             state["step"] += 1
-            t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            # theta -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-            denominator = v ** 0.5
-            denominator /= math.sqrt(1 - beta2**t)
-            denominator += eps
-            param.data -= (lr / (1 - beta1**t)) * m / denominator
+            t = state["step"]
+            xp = array_module(param.data)
+            if not param.data.flags.c_contiguous:
+                param.data = xp.ascontiguousarray(param.data)
+            theta, m, v = (x.reshape(-1) for x in (param.data, state["exp_avg"], state["exp_avg_sq"]))
+            g = xp.ascontiguousarray(grad).reshape(-1)
+            step_size = lr / (1 - beta1**t)
+            sqrt_bias_correction2 = math.sqrt(1 - beta2**t)
+
+            def update(rows):  # one block of the parameter, every pass in place
+                theta_rows, g_rows, m_rows, v_rows = theta[rows], g[rows], m[rows], v[rows]
+                if decay and self.decoupled_weight_decay:
+                    theta_rows *= 1 - lr * decay  # AdamW: shrink the weights directly
+                elif decay:
+                    g_rows = g_rows + decay * theta_rows  # Adam: L2 penalty through the gradient
+                m_rows *= beta1
+                m_rows += (1 - beta1) * g_rows
+                v_rows *= beta2
+                v_rows += (1 - beta2) * g_rows * g_rows
+                # theta -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+                denominator = xp.sqrt(v_rows)
+                denominator /= sqrt_bias_correction2
+                denominator += eps
+                xp.divide(m_rows, denominator, out=denominator)
+                denominator *= step_size
+                theta_rows -= denominator
+
+            parallel_rows(update, theta.size, 1, xp)
         # END SOLUTION a5
 
 
