@@ -8,7 +8,9 @@ That counts everything a training run holds at its worst moment: weights, gradie
 two moments, the activations saved for backward and the temporaries. Both NumPy and PyTorch
 get large arrays from malloc; the subprocess sets MALLOC_MMAP_THRESHOLD_=65536, so every
 block over 64 KiB is its own mmap, returned to the system when freed, and the RSS follows the
-live bytes instead of what the allocator keeps for later. On Linux the high-water mark is reset
+live bytes instead of what the allocator keeps for later. minitransformer itself asks glibc to
+keep freed blocks for reuse (``minitransformer.parallel.keep_freed_memory``), which overrides
+that for its own run, so its number includes the freed memory it holds on to. On Linux the high-water mark is reset
 after the imports (/proc/self/clear_refs), so importing PyTorch's libraries does not hide it.
 
 For minitransformer a second, exact number: NumPy reports every array allocation to
@@ -88,6 +90,8 @@ def measure_in_subprocess(framework: str, config, threads: int, steps: int = 2) 
                           "steps": steps})
     repo_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    if framework != "minitransformer":  # importing minitransformer must not change torch's malloc
+        env["MINITRANSFORMER_KEEP_FREED_MEMORY"] = "0"
     done = subprocess.run([sys.executable, "-m", "benchmarks.memory", request], cwd=repo_root,
                           env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -14,6 +14,7 @@ happens) and frees the graph as it goes so that memory stays flat from step to s
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 from .backend import array_module, device_of, is_array
 from .tensor import Tensor, describe
@@ -99,11 +100,56 @@ class Function:
         if _anomaly_detection:
             _check_finite(cls.__name__, "output", out.data, arrays)
         if requires_grad:
-            fn.inputs = inputs
+            fn.inputs = tuple(graph_node(t) for t in inputs)
             out._ctx = fn
         else:
             fn.saved = ()
         return out
+
+
+class GraphNode:
+    """What the graph keeps of an intermediate tensor that a later op takes as input: the
+    ``Function`` that made it, its shape and dtype, but not its data.
+
+    Holding the input tensors themselves would keep every intermediate array alive until
+    backward (a GPT's residual stream, every layer's outputs...), though only what a
+    ``Function`` saves for its backward is needed there. Leaves (parameters, inputs) are kept as
+    they are: backward writes their ``.grad``. A tensor the caller still holds stays reachable
+    through a weak reference, for ``retain_grad``.
+    """
+
+    __slots__ = ("_ctx", "requires_grad", "shape", "dtype", "_tensor")
+
+    def __init__(self, tensor: Tensor):
+        self._ctx, self.requires_grad = tensor._ctx, tensor.requires_grad
+        self.shape, self.dtype = tensor.shape, tensor.dtype
+        self._tensor = weakref.ref(tensor)
+
+    @property
+    def _retains_grad(self) -> bool:
+        tensor = self._tensor()
+        return tensor is not None and tensor._retains_grad
+
+    @property
+    def grad(self):
+        tensor = self._tensor()
+        return None if tensor is None else tensor.grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        tensor = self._tensor()
+        if tensor is not None:
+            tensor.grad = value
+
+
+def graph_node(tensor: Tensor):
+    """The tensor itself for a leaf; for an intermediate its one ``GraphNode`` (one per tensor,
+    so a tensor used twice is still one node whose two gradients get summed)."""
+    if tensor._ctx is None:
+        return tensor
+    if tensor._node is None:
+        tensor._node = GraphNode(tensor)
+    return tensor._node
 
 
 def _check_same_device(op: str, inputs) -> None:
@@ -205,8 +251,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             if not needed or input_grad is None:
                 continue
             input_grad = _fit_gradient(type(fn).__name__, input_grad, inp.shape)
-            if input_grad.dtype != inp.data.dtype:
-                input_grad = input_grad.astype(inp.data.dtype)
+            if input_grad.dtype != inp.dtype:
+                input_grad = input_grad.astype(inp.dtype)
             if _anomaly_detection:
                 _check_finite(type(fn).__name__, "gradient", input_grad, [grad_output])
             key = id(inp)
@@ -231,7 +277,7 @@ def _fit_gradient(op: str, grad, shape: tuple[int, ...]):
 def _accumulate(tensor: Tensor, grad, handed_to_leaves: set[int]) -> None:
     """tensor.grad += grad, leaving tensor.grad an array that no other tensor shares."""
     if not is_array(grad):
-        grad = array_module(tensor.data).asarray(grad)
+        grad = array_module(grad).asarray(grad, dtype=tensor.dtype)
     if tensor.grad is not None:
         tensor.grad = tensor.grad + grad
         return

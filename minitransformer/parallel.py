@@ -119,9 +119,10 @@ def _thread_pool() -> ThreadPoolExecutor:
 def keep_freed_memory() -> bool:
     """Ask glibc to reuse freed blocks of up to 32 MiB instead of unmapping them (Linux only).
 
-    Returns whether the setting took. Without glibc (macOS, Windows, musl) nothing changes.
+    Returns whether the setting took. Without glibc (macOS, Windows, musl), or with the
+    environment variable MINITRANSFORMER_KEEP_FREED_MEMORY=0, nothing changes.
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get("MINITRANSFORMER_KEEP_FREED_MEMORY") == "0":
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -27,7 +27,7 @@ def describe(x) -> str:
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy
 
     def __init__(self, data, requires_grad: bool = False):
@@ -45,6 +45,7 @@ class Tensor:
         self.requires_grad = requires_grad
         self._ctx = None
         self._retains_grad = False
+        self._node = None  # what the graph keeps of this tensor when later ops take it as input
 
     # --- what it is -----------------------------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape))

@@ -83,6 +83,26 @@ def test_graph_is_freed_after_backward(xp):
         variance.backward()
 
 
+
+def test_graph_keeps_no_intermediate_that_backward_does_not_need(xp):
+    x = tensor(xp, [1.0, 2.0, 3.0], requires_grad=True)
+    hidden = x + 1  # Add saves nothing, so only the variable holds hidden's array
+    data = weakref.ref(hidden.data)
+    loss = ((hidden + 1) * x).sum()
+    del hidden
+    gc.collect()
+    assert data() is None  # freed during the forward, as in PyTorch's graph
+    loss.backward()
+    assert_close(x.grad, 2 * host(x) + 2)  # d/dx ((x + 2) x) = 2x + 2
+
+
+def test_retain_grad_reaches_a_tensor_used_twice_through_one_node(xp):
+    x = tensor(xp, [1.0, -1.0], requires_grad=True)
+    hidden = (x * 2).retain_grad()
+    (hidden * hidden + hidden).sum().backward()  # dL/dhidden = 2 hidden + 1
+    assert_close(hidden.grad, 2 * host(hidden) + 1)
+    assert_close(x.grad, 2 * (2 * host(hidden) + 1))
+
 def test_retain_graph_allows_a_second_backward(xp):
     x = tensor(xp, [1.0, 2.0], requires_grad=True)
     y = (x * x).sum()
