@@ -87,7 +87,11 @@ def blas_threads() -> int:
 
 
 def limit_blas_threads(threads: int) -> None:
-    """Run NumPy's BLAS with ``threads`` threads from now on (needs threadpoolctl)."""
+    """Run NumPy's BLAS and minitransformer's elementwise kernels with ``threads`` threads from
+    now on (BLAS needs threadpoolctl)."""
+    import minitransformer as mt
+
+    mt.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -109,6 +113,8 @@ def import_torch(threads: int | None = None):
 def machine_info(torch=None) -> dict:
     import scipy
 
+    import minitransformer as mt
+
     info = {
         "machine": machine_slug(),
         "cpu_model": cpu_model(),
@@ -118,6 +124,8 @@ def machine_info(torch=None) -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "blas": blas_info(),
+        "minitransformer_threads": mt.get_num_threads(),
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "gpu": "none: these results are CPU-only (NumPy backend)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         # other processes on the cores distort timings (OpenMP thread teams, PyTorch's, most)

@@ -7,10 +7,13 @@
 """
 
 import os
+import sys
 
 # before NumPy loads OpenBLAS: idle BLAS threads spin ~1 ms (2^22 cycles), not ~100 ms, so
-# they leave the cores to our elementwise threads (see minitransformer/parallel.py)
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
+# they leave the cores to our elementwise threads (see minitransformer/parallel.py). Once
+# NumPy is loaded the variable is read already; don't leave it for child processes then.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
 
 # tensor first: it pulls in autograd and the ops once Tensor exists (they all build on it)
 from .tensor import Tensor, arange, ones, rand, randn, tensor, zeros  # isort: skip

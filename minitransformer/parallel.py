@@ -1,27 +1,30 @@
-"""Using every CPU core: big elementwise work split across threads, and memory reuse.
+"""Using every CPU core for elementwise work, and reusing freed memory.
 
 NumPy's matrix products already run on all cores (its BLAS has a thread pool), but every other
-NumPy call runs on one core. PyTorch parallelises its elementwise kernels too, so on a 2-core
-machine a GELU or a layer norm takes it half our time. NumPy releases Python's GIL while a
-ufunc loops over a large array, so plain Python threads can work on different row blocks of
-the same array at once: ``parallel_rows(kernel, n_rows, row_size)`` calls ``kernel(rows)`` with
-one ``slice`` of rows per thread, each writing its own part of preallocated outputs.
+NumPy call runs on one core, where PyTorch parallelises its elementwise kernels too. NumPy
+releases Python's GIL while a ufunc loops over a large array, so plain Python threads can work
+on different rows of the same array at once. ``parallel_rows(kernel, n_rows, row_size)`` cuts
+the rows into blocks of about 1 MiB and calls ``kernel(rows)`` for each block (a ``slice``),
+sharing the blocks among ``get_num_threads()`` threads; each call writes only its rows of
+preallocated outputs. Two things follow from the blocks:
+- every pass a kernel makes over its block (GELU makes about twenty) finds it in the cache;
+- the blocks don't depend on the thread count, so partial sums are added in the same order and
+  results are bitwise the same with 1 thread or 16.
+A hand-off to a thread costs tens of microseconds (more in a virtual machine, where an idle core
+sleeps) and the GIL is taken back after every NumPy call, so work below
+``MIN_PARALLEL_ELEMENTS`` runs in the calling thread. CuPy arrays are never split: one launch
+covers the whole array.
 
-A hand-off to a thread costs tens of microseconds (more in a virtual machine, where an idle
-core sleeps), and the GIL is taken back after every NumPy call, so only large blocks pay: work
-below ``MIN_PARALLEL_ELEMENTS`` runs in the calling thread. CuPy arrays are one kernel launch
-each, never split.
-
-Two process-wide settings make this pay off, both applied when minitransformer is imported:
-- OpenBLAS's idle threads spin for a while after each matrix product before sleeping; spinning
-  on the core our second thread wants cancels the gain. ``OPENBLAS_THREAD_TIMEOUT`` (set in
-  ``minitransformer/__init__.py`` before NumPy loads, unless already set) shortens the spin to
-  about a millisecond: long enough to bridge back-to-back products, short enough to free the
-  core for the elementwise work that follows them.
-- glibc returns large freed blocks to the operating system at once and maps fresh pages for
-  the next array of the same size, paying a page fault per 4 KiB. A training step allocates and
-  frees the same sizes again and again, so ``keep_freed_memory()`` asks glibc to keep blocks
-  up to 32 MiB for reuse (``mallopt``); on a 64-row GPT step this saves about a tenth of the time.
+Two process-wide settings, both applied when minitransformer is imported:
+- OpenBLAS's idle threads spin for ~0.1 s after each matrix product before they sleep, on the
+  core our second thread wants. ``minitransformer/__init__.py`` sets ``OPENBLAS_THREAD_TIMEOUT``
+  (when NumPy is not loaded yet and the variable is unset) so they spin for about a millisecond:
+  long enough to bridge back-to-back products, short enough to free the core for the
+  elementwise work that follows them.
+- glibc gives large freed blocks back to the operating system and maps fresh pages for the next
+  array of the same size, paying a page fault per 4 KiB. A training step allocates and frees the
+  same sizes again and again, so ``keep_freed_memory()`` asks glibc to keep blocks up to 32 MiB
+  for reuse (``mallopt``); on a small GPT's step this saves about a tenth of the time.
 """
 
 from __future__ import annotations
@@ -43,8 +46,14 @@ _pool: ThreadPoolExecutor | None = None
 
 def default_num_threads() -> int:
     """The cores this process may run on (its CPU affinity), or MINITRANSFORMER_NUM_THREADS."""
-    if os.environ.get("MINITRANSFORMER_NUM_THREADS"):
-        return max(1, int(os.environ["MINITRANSFORMER_NUM_THREADS"]))
+    setting = os.environ.get("MINITRANSFORMER_NUM_THREADS", "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            raise ValueError(
+                f"MINITRANSFORMER_NUM_THREADS is {setting!r}; expected a positive integer "
+                "(the number of threads for minitransformer's CPU kernels)"
+            )
+        return int(setting)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

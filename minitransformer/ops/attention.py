@@ -7,7 +7,7 @@ import math
 import numpy as np  # shape arithmetic only
 
 from ..autograd import Function
-from ..backend import array_module, device_of
+from ..backend import array_module, device_of, row_sums
 from ..parallel import parallel_rows
 from ..tensor import describe
 from .dropout import keep_mask
@@ -67,7 +67,7 @@ class ScaledDotProductAttention(Function):
                 row_max[~xp.isfinite(row_max)] = 0
             block -= row_max
             xp.exp(block, out=block)
-            row_sum = block.sum(axis=-1, keepdims=True)
+            row_sum = row_sums(block)[..., None]
             if bias is not None:
                 row_sum[row_sum == 0] = 1
             block *= 1 / row_sum  # one division per row, then products

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Function
-from ..backend import array_module
+from ..backend import array_module, row_sums
 from ..parallel import parallel_rows
 from ..tensor import describe
 from .validate import check_float
@@ -34,7 +34,7 @@ class LayerNorm(Function):
 
         def kernel(rows):
             block = x_hat[rows]
-            xp.subtract(rows_in[rows], rows_in[rows].mean(axis=-1, keepdims=True), out=block)
+            xp.subtract(rows_in[rows], row_sums(rows_in[rows])[:, None] / n, out=block)
             # the variance as row-wise dot products: no (N, C) temporary for the squares
             var = xp.einsum("ni,ni->n", block, block)[:, None] / n
             rstd[rows] = 1 / xp.sqrt(var + eps)
@@ -59,7 +59,7 @@ class LayerNorm(Function):
             g, x_hat_rows = grad_rows[rows], x_hat[rows]
             g_hat = grad_x[rows]
             xp.multiply(g, weight, out=g_hat)
-            mean_g_hat = g_hat.mean(axis=-1, keepdims=True)
+            mean_g_hat = row_sums(g_hat)[:, None] / n
             mean_g_hat_x_hat = xp.einsum("ni,ni->n", g_hat, x_hat_rows)[:, None] / n
             # rstd * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), in place in g_hat
             g_hat -= mean_g_hat
