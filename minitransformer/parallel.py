@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -106,14 +107,32 @@ def parallel_rows(kernel, n_rows: int, row_size: int, xp=np) -> list:
     threads = min(get_num_threads(), len(blocks))
     if threads == 1 or n_rows * row_size < MIN_PARALLEL_ELEMENTS:
         return [kernel(rows) for rows in blocks]
-    # thread i runs blocks i*k .. (i+1)*k - 1: a contiguous stretch, one hand-off per thread
-    bounds = [len(blocks) * i // threads for i in range(threads + 1)]
-    stretches = [blocks[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
-    others = [_thread_pool().submit(lambda part: [kernel(rows) for rows in part], part)
-              for part in stretches[1:]]
-    results = [kernel(rows) for rows in stretches[0]]  # the calling thread takes a share too
-    for future in others:
-        results.extend(future.result())
+    # Every thread, the calling one included, takes the next block not yet taken until none is
+    # left. A thread that starts late (its core still busy, say with BLAS's spinning threads)
+    # simply takes fewer blocks, instead of leaving the others waiting for its fixed share.
+    results = [None] * len(blocks)
+    next_block = itertools.count()  # next() on it is atomic: the GIL guards it
+    failed = []  # after an error in any thread, the others take no further blocks
+
+    def take_blocks():
+        for i in iter(lambda: next(next_block), None):
+            if i >= len(blocks) or failed:
+                return
+            try:
+                results[i] = kernel(blocks[i])
+            except BaseException:
+                failed.append(i)
+                raise
+
+    helpers = [_thread_pool().submit(take_blocks) for _ in range(threads - 1)]
+    try:
+        take_blocks()
+    finally:  # a helper that never started is cancelled; the others finish their block first
+        running = [helper for helper in helpers if not helper.cancel()]
+        errors = [helper.exception() for helper in running]
+    for error in errors:
+        if error is not None:
+            raise error
     return results
 
 
