@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
@@ -53,6 +55,20 @@ def test_scatter_add_adds_repeated_indices(xp):
     target = xp.zeros(4)
     backend.scatter_add(target, xp.asarray([1, 1, 3, 1]), xp.asarray([1.0, 2.0, 3.0, 4.0]))
     np.testing.assert_array_equal(backend.to_numpy(target), [0, 7, 0, 3])
+
+
+@given(ids=st.lists(st.integers(-6, 5), min_size=1, max_size=40), width=st.integers(1, 5))
+def test_scatter_add_of_rows_matches_add_at_bitwise(ids, width):
+    rng = np.random.default_rng(len(ids))
+    values = rng.standard_normal((len(ids), width)).astype(np.float32)
+    for start in (np.zeros((6, width), np.float32), rng.standard_normal((6, width)).astype(np.float32)):
+        expected = start.copy()
+        np.add.at(expected, np.asarray(ids), values)
+        target = start.copy()
+        backend.scatter_add(target, np.asarray(ids), values)
+        if not start.any():  # into zeros (a gradient): the same additions in the same order
+            np.testing.assert_array_equal(target, expected)
+        np.testing.assert_allclose(target, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_erf_matches_math(xp):
