@@ -109,6 +109,9 @@ def run_lesson(path: Path, quick: bool = False, figures: Path | None = None, ech
     blocks = python_blocks(path.read_text(encoding="utf-8"))
     namespace: dict = {"__name__": "__lesson__", "__file__": str(path)}
     with _lesson_environment(quick, figures):
+        # minitransformer before matplotlib (which loads NumPy): its OpenBLAS setting only takes
+        # effect before NumPy is loaded, and the lessons should run as a user's script would
+        import minitransformer  # noqa: F401
         import matplotlib
 
         matplotlib.use("Agg")
