@@ -29,6 +29,7 @@ Two process-wide settings, both applied when minitransformer is imported:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import itertools
@@ -43,6 +44,7 @@ MIN_PARALLEL_ELEMENTS = 1 << 19  # below 2 MiB a hand-off to another thread cost
 
 _num_threads: int | None = None
 _pool: ThreadPoolExecutor | None = None
+_blas_controller = None  # threadpoolctl's handle on the BLAS libraries, found on first use
 
 
 def default_num_threads() -> int:
@@ -93,13 +95,16 @@ def row_blocks(n_rows: int, row_size: int) -> list[slice]:
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
-def parallel_rows(kernel, n_rows: int, row_size: int, xp=np) -> list:
+def parallel_rows(kernel, n_rows: int, row_size: int, xp=np, uses_blas: bool = False) -> list:
     """[kernel(rows) for rows in row_blocks(...)], the blocks shared out among the threads.
 
     ``kernel(rows)`` gets a ``slice`` of rows; it must write only those rows of any output
     (what it returns, such as partial sums, comes back in block order). Blocks are about 1 MiB,
     so each pass a kernel makes over its block finds the data still in cache. On a GPU
     (``xp`` is cupy) the kernel runs once over all rows: one launch per NumPy-style call.
+    A kernel that multiplies matrices says ``uses_blas=True``: while its blocks run on several
+    threads, BLAS runs on one thread in each, instead of every call waking BLAS's own threads
+    for a product too small to share out (attention's (T, hs) x (hs, T) per head).
     """
     if xp is not np:
         return [kernel(slice(0, n_rows))]
@@ -124,16 +129,27 @@ def parallel_rows(kernel, n_rows: int, row_size: int, xp=np) -> list:
                 failed.append(i)
                 raise
 
-    helpers = [_thread_pool().submit(take_blocks) for _ in range(threads - 1)]
-    try:
-        take_blocks()
-    finally:  # a helper that never started is cancelled; the others finish their block first
-        running = [helper for helper in helpers if not helper.cancel()]
-        errors = [helper.exception() for helper in running]
+    with _single_threaded_blas() if uses_blas else contextlib.nullcontext():
+        helpers = [_thread_pool().submit(take_blocks) for _ in range(threads - 1)]
+        try:
+            take_blocks()
+        finally:  # a helper that never started is cancelled; the others finish their block
+            running = [helper for helper in helpers if not helper.cancel()]
+            errors = [helper.exception() for helper in running]
     for error in errors:
         if error is not None:
             raise error
     return results
+
+
+def _single_threaded_blas():
+    """A context in which NumPy's BLAS uses one thread (threadpoolctl finds the library)."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def _thread_pool() -> ThreadPoolExecutor:

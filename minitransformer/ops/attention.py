@@ -43,71 +43,79 @@ class ScaledDotProductAttention(Function):
         dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dP * P)),
         dQ = dS K / sqrt(d_k),   dK = dS^T Q / sqrt(d_k)
     Attention dropout, when on, drops entries of P after the softmax (as PyTorch does).
+    Both directions run block by block over the batch (``parallel_rows``): a block's scores,
+    softmax and products follow each other while its (T, T) matrices are still in cache, and
+    the blocks run on several threads at once.
     """
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, scale=None):
         # BEGIN SOLUTION a4
         xp = array_module(q)
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-        # scale q (B, nh, Tq, hs) rather than the scores (B, nh, Tq, Tk): fewer numbers when Tk > hs
-        scores = (q * scale) @ _swap_last(k)  # (B, nh, Tq, Tk)
-        bias = additive_mask(mask, is_causal, q.shape[-2], k.shape[-2], scores.dtype, xp)
-        matrices = scores.reshape(-1, *scores.shape[-2:])  # (B*nh, Tq, Tk), one per batch and head
-        if bias is not None and bias.size != bias.shape[-1] * bias.shape[-2]:
-            bias = xp.broadcast_to(bias, scores.shape).reshape(matrices.shape)  # one per matrix
-        elif bias is not None:
-            bias = bias.reshape(bias.shape[-2:])  # (Tq, Tk), the same for every matrix
-
-        def softmax_in_place(rows):  # over keys, for one block of matrices
-            block = matrices[rows]
-            if bias is not None:
-                block += bias if bias.ndim == 2 else bias[rows]
-            row_max = block.max(axis=-1, keepdims=True)
-            if bias is not None:  # a row with every key hidden gets weight 0, not NaN
-                row_max[~xp.isfinite(row_max)] = 0
-            block -= row_max
-            xp.exp(block, out=block)
-            row_sum = row_sums(block)[..., None]
-            if bias is not None:
-                row_sum[row_sum == 0] = 1
-            block *= 1 / row_sum  # one division per row, then products
-
-        parallel_rows(softmax_in_place, matrices.shape[0], matrices[0].size, xp)
-        weights = scores  # (B, nh, Tq, Tk), P
-        dropped, keep = weights, None
+        unbatched = q.ndim == 2  # one (T, hs) matrix each: give it a batch axis of 1
+        q, k, v = (x[None] if unbatched else x for x in (q, k, v))  # (B, ..., T, hs)
+        weights = xp.empty(q.shape[:-1] + k.shape[-2:-1], dtype=q.dtype)  # (B, nh, Tq, Tk), P
+        out = xp.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
+        bias = additive_mask(mask, is_causal, q.shape[-2], k.shape[-2], q.dtype, xp)
+        if bias is not None:  # a view: one (Tq, Tk) matrix, or one per batch element and head
+            bias = xp.broadcast_to(bias, weights.shape)
+        keep = None
         if dropout_p > 0:
             keep = keep_mask(weights.shape, dropout_p, weights.dtype, device_of(weights))
-            dropped = weights * keep
-        self.scale = scale
+
+        def attend(rows):  # one block of batch elements, all their heads, while it is in cache
+            scores = weights[rows]
+            # scale q (.., Tq, hs) rather than the scores (.., Tq, Tk): fewer numbers when Tk > hs
+            xp.matmul(q[rows] * scale, _swap_last(k[rows]), out=scores)
+            if bias is not None:
+                scores += bias[rows]
+            # softmax over keys, in place; a row with every key hidden gets weight 0, not NaN
+            row_max = scores.max(axis=-1, keepdims=True)
+            if bias is not None:
+                row_max[~xp.isfinite(row_max)] = 0
+            scores -= row_max
+            xp.exp(scores, out=scores)
+            row_sum = row_sums(scores)[..., None]
+            if bias is not None:
+                row_sum[row_sum == 0] = 1
+            scores *= 1 / row_sum  # one division per row, then products
+            dropped = scores if keep is None else scores * keep[rows]
+            xp.matmul(dropped, v[rows], out=out[rows])
+
+        parallel_rows(attend, q.shape[0], weights[0].size, xp, uses_blas=True)
+        self.scale, self.unbatched = scale, unbatched
         self.save_for_backward(q, k, v, weights, keep)
-        return dropped @ v  # (B, nh, Tq, hs)
+        return out[0] if unbatched else out
         # END SOLUTION a4
 
     def backward(self, grad):
         # BEGIN SOLUTION a4
         q, k, v, weights, keep = self.saved
         xp = array_module(weights)
-        dropped = weights if keep is None else weights * keep
-        grad_v = _swap_last(dropped) @ grad  # (B, nh, Tk, hs)
-        grad_weights = grad @ _swap_last(v)  # (B, nh, Tq, Tk)
-        if keep is not None:
-            grad_weights *= keep
-        matrices = grad_weights.reshape(-1, *grad_weights.shape[-2:])  # (B*nh, Tq, Tk)
-        weight_matrices = weights.reshape(matrices.shape)
+        grad = grad[None] if self.unbatched else grad
+        grad_q, grad_k, grad_v = (xp.empty(x.shape, dtype=x.dtype) for x in (q, k, v))
 
-        def softmax_backward_in_place(rows):
-            # dS = P * (dP - rowsum(dP * P)); the row sums as row-wise dot products (einsum),
-            # without a temporary for dP * P
-            block, p = matrices[rows], weight_matrices[rows]
-            row_dot = xp.einsum("bij,bij->bi", block, p)
-            block -= row_dot[..., None]
-            block *= p
+        def attend_backward(rows):
+            p = weights[rows]
+            dropped = p if keep is None else p * keep[rows]
+            xp.matmul(_swap_last(dropped), grad[rows], out=grad_v[rows])  # dV = P^T dO
+            grad_scores = grad[rows] @ _swap_last(v[rows])  # dP = dO V^T, (.., Tq, Tk)
+            if keep is not None:
+                grad_scores *= keep[rows]
+            # dS = P * (dP - rowsum(dP * P)), in place; the row sums as row-wise dot products
+            # (einsum), without a temporary for dP * P
+            row_dot = xp.einsum("...ij,...ij->...i", grad_scores, p)
+            grad_scores -= row_dot[..., None]
+            grad_scores *= p
+            # the 1/sqrt(d_k), on the (T, hs) results rather than on dS
+            xp.matmul(grad_scores, k[rows], out=grad_q[rows])  # dQ = dS K
+            grad_q[rows] *= self.scale
+            xp.matmul(_swap_last(grad_scores), q[rows], out=grad_k[rows])  # dK = dS^T Q
+            grad_k[rows] *= self.scale
 
-        parallel_rows(softmax_backward_in_place, matrices.shape[0], matrices[0].size, xp)
-        grad_q = grad_weights @ k  # (B, nh, Tq, hs)
-        grad_k = _swap_last(grad_weights) @ q  # (B, nh, Tk, hs)
-        grad_q *= self.scale  # the 1/sqrt(d_k), on the (T, hs) results rather than on dS
-        grad_k *= self.scale
+        parallel_rows(attend_backward, q.shape[0], weights[0].size, xp, uses_blas=True)
+        if self.unbatched:
+            return grad_q[0], grad_k[0], grad_v[0]
         return grad_q, grad_k, grad_v
         # END SOLUTION a4
 
