@@ -92,9 +92,8 @@ def scatter_add(target, index, values) -> None:
 
     Rows picked by a 1-D index (an embedding's gradient) are summed per distinct index after a
     stable sort, so each row of ``target`` is touched once (``np.add.reduceat``) instead of
-    once per occurrence (``np.add.at``, several times slower). The stable sort keeps the order
-    in which a row's values are added, so into zeros (a gradient) the result is bitwise
-    ``np.add.at``'s.
+    once per occurrence (``np.add.at``, several times slower). The sums may round differently
+    from ``np.add.at``'s one-by-one additions (NumPy sums a run of rows pairwise).
     """
     xp = array_module(target)
     if xp is np and _is_row_index(index, values, target):
