@@ -164,3 +164,15 @@ def test_row_sums_are_sums_over_the_last_axis():
     x = np.random.default_rng(0).standard_normal((3, 4, 50))
     np.testing.assert_allclose(backend.row_sums(x), x.sum(axis=-1), rtol=1e-12)
     assert backend.row_sums(x.astype(np.float32)).dtype == np.float32
+
+
+def test_blas_runs_on_one_thread_inside_blocks_that_use_it(tiny_blocks):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    inside = parallel.parallel_rows(lambda rows: blas_threads(), 1000, 1, uses_blas=True)
+    assert all(threads == [1] * len(before) for threads in inside)
+    assert blas_threads() == before  # given back afterwards
