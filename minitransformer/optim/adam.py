@@ -42,16 +42,18 @@ class Adam(Optimizer):
         # BEGIN SOLUTION a5
         for group, param, grad in self._params_with_grad():
             lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            xp = array_module(param.data)
             state = self.state.setdefault(id(param), {})
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = param.data * 0
-                state["exp_avg_sq"] = param.data * 0
+                state["exp_avg"] = xp.zeros(param.shape, dtype=param.dtype)
+                state["exp_avg_sq"] = xp.zeros(param.shape, dtype=param.dtype)
             state["step"] += 1
             t = state["step"]
-            xp = array_module(param.data)
-            if not param.data.flags.c_contiguous:
-                param.data = xp.ascontiguousarray(param.data)
+            # flat views to update in place: each array must be C-contiguous (else a copy)
+            param.data = xp.ascontiguousarray(param.data)
+            for name in ("exp_avg", "exp_avg_sq"):
+                state[name] = xp.ascontiguousarray(state[name])
             theta, m, v = (x.reshape(-1) for x in (param.data, state["exp_avg"], state["exp_avg_sq"]))
             g = xp.ascontiguousarray(grad).reshape(-1)
             step_size = lr / (1 - beta1**t)

@@ -70,6 +70,22 @@ def test_matches_algorithm_1_step_by_step(optimizer_class, decoupled, h, sequenc
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"step {step + 1}")
 
 
+@pytest.mark.parametrize("optimizer_class, decoupled", [(optim.Adam, False), (optim.AdamW, True)])
+def test_parameters_and_gradients_in_any_memory_layout(optimizer_class, decoupled):
+    # AdamW updates flat views of each array in place: a transposed (Fortran-ordered) parameter
+    # or gradient must still be updated, not a copy of it
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal((3, 5))
+    grads = [rng.standard_normal((3, 5)) for _ in range(3)]
+    param = nn.Parameter(np.asfortranarray(theta))
+    optimizer = optimizer_class([param], lr=0.1, weight_decay=0.1)
+    for g in grads:
+        param.grad = np.asfortranarray(g)
+        optimizer.step()
+    reference = adam_reference(theta, grads, 0.1, 0.9, 0.999, 1e-8, 0.1, decoupled)[-1]
+    np.testing.assert_allclose(param.numpy(), reference, rtol=1e-10)
+
+
 @given(g=arrays(st.tuples(st.integers(1, 4), st.integers(1, 4)), -100, 100), lr=st.floats(1e-4, 1.0))
 def test_first_step_moves_each_parameter_by_lr_times_sign_of_its_gradient(g, lr):
     # m_hat = g and v_hat = g^2 after one step, so the step is lr * g / (|g| + eps)
