@@ -17,6 +17,7 @@ import contextlib
 import weakref
 
 from .backend import array_module, device_of, is_array
+from .parallel import binary_ufunc
 from .tensor import Tensor, describe
 
 _grad_enabled = True
@@ -256,7 +257,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             if _anomaly_detection:
                 _check_finite(type(fn).__name__, "gradient", input_grad, [grad_output])
             key = id(inp)
-            grads[key] = input_grad if key not in grads else grads[key] + input_grad
+            if key in grads:  # a tensor used more than once: its gradients add up
+                input_grad = binary_ufunc("add", grads[key], input_grad)
+            grads[key] = input_grad
         if not retain_graph:
             fn.inputs, fn.saved = None, ()
     # END SOLUTION a1

@@ -39,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .backend import array_module
+
 BLOCK_ELEMENTS = 1 << 18  # 1 MiB of float32: a block and a temporary of it stay in a core's L2 cache
 MIN_PARALLEL_ELEMENTS = 1 << 19  # below 2 MiB a hand-off to another thread costs more than it saves
 
@@ -140,6 +142,21 @@ def parallel_rows(kernel, n_rows: int, row_size: int, xp=np, uses_blas: bool = F
         if error is not None:
             raise error
     return results
+
+
+def binary_ufunc(name: str, a, b):
+    """xp.<name>(a, b) ("add", "multiply"...): for two big contiguous NumPy arrays of one shape in
+    row blocks on every core (gradients meeting in backward: q, k and v's slices of one
+    projection, a residual stream), else as it is."""
+    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape
+            or a.size < MIN_PARALLEL_ELEMENTS or get_num_threads() == 1
+            or not (a.flags.c_contiguous and b.flags.c_contiguous)):
+        return getattr(array_module(a, b), name)(a, b)
+    ufunc = getattr(np, name)
+    out = np.empty(a.shape, dtype=np.result_type(a, b))
+    flat_a, flat_b, flat_out = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    parallel_rows(lambda rows: ufunc(flat_a[rows], flat_b[rows], out=flat_out[rows]), a.size, 1)
+    return out
 
 
 def _single_threaded_blas():

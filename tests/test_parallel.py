@@ -176,3 +176,9 @@ def test_blas_runs_on_one_thread_inside_blocks_that_use_it(tiny_blocks):
     inside = parallel.parallel_rows(lambda rows: blas_threads(), 1000, 1, uses_blas=True)
     assert all(threads == [1] * len(before) for threads in inside)
     assert blas_threads() == before  # given back afterwards
+
+
+def test_binary_ufunc_in_blocks_equals_numpy(tiny_blocks):
+    a, b = np.random.default_rng(0).standard_normal((2, 40, 30)).astype(np.float32)
+    np.testing.assert_array_equal(parallel.binary_ufunc("add", a, b), a + b)
+    np.testing.assert_array_equal(parallel.binary_ufunc("multiply", a, b[:1]), a * b[:1])  # broadcast: as is

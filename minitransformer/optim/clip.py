@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..backend import array_module
+
 
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most ``max_norm``.
@@ -16,7 +18,8 @@ def clip_grad_norm(params, max_norm: float) -> float:
     grads = [p for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in grads))
+    # ||g||^2 as a dot product of g with itself: one pass, no temporary for g * g
+    total = math.sqrt(sum(float(array_module(p.grad).vdot(p.grad, p.grad)) for p in grads))
     scale = max_norm / (total + 1e-6)
     if scale < 1.0:
         for p in grads:
