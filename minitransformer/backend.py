@@ -87,6 +87,13 @@ def row_sums(x):
     return x @ xp.ones(x.shape[-1], dtype=x.dtype)
 
 
+def column_sums(x):
+    """Sums over the first axis of a matrix (N, C) -> (C,), as ones @ x: BLAS again, 2-3x
+    faster than NumPy's reduction over rows (a bias's gradient, a layer norm's weight's)."""
+    xp = array_module(x)
+    return xp.ones(x.shape[0], dtype=x.dtype) @ x
+
+
 def scatter_add(target, index, values) -> None:
     """target[index] += values, adding repeated indices up (an unbuffered scatter-add).
 

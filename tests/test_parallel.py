@@ -182,3 +182,8 @@ def test_binary_ufunc_in_blocks_equals_numpy(tiny_blocks):
     a, b = np.random.default_rng(0).standard_normal((2, 40, 30)).astype(np.float32)
     np.testing.assert_array_equal(parallel.binary_ufunc("add", a, b), a + b)
     np.testing.assert_array_equal(parallel.binary_ufunc("multiply", a, b[:1]), a * b[:1])  # broadcast: as is
+
+
+def test_column_sums_are_sums_over_rows():
+    x = np.random.default_rng(0).standard_normal((70, 9))
+    np.testing.assert_allclose(backend.column_sums(x), x.sum(axis=0), rtol=1e-12)

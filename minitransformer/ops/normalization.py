@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Function
-from ..backend import array_module, row_sums
+from ..backend import array_module, column_sums, row_sums
 from ..parallel import parallel_rows
 from ..tensor import describe
 from .validate import check_float
@@ -66,7 +66,7 @@ class LayerNorm(Function):
             g_hat -= x_hat_rows * mean_g_hat_x_hat
             g_hat *= rstd[rows]
             # this block's share of dL/dw and dL/db: column sums over its rows
-            return xp.einsum("ni,ni->i", g, x_hat_rows), g.sum(axis=0)
+            return xp.einsum("ni,ni->i", g, x_hat_rows), column_sums(g)
 
         partial_sums = parallel_rows(kernel, grad_rows.shape[0], n, xp)
         needs = self.needs_input_grad
