@@ -119,3 +119,14 @@ def test_cpu_and_gpu_agree(name):
         results.append([out.numpy()] + [backend.to_numpy(t.grad) for t in inputs])
     for cpu, gpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-12)
+
+
+def test_row_sums_are_sums_over_the_last_axis():
+    x = np.random.default_rng(0).standard_normal((3, 4, 50))
+    np.testing.assert_allclose(backend.row_sums(x), x.sum(axis=-1), rtol=1e-12)
+    assert backend.row_sums(x.astype(np.float32)).dtype == np.float32
+
+
+def test_column_sums_are_sums_over_rows():
+    x = np.random.default_rng(0).standard_normal((70, 9))
+    np.testing.assert_allclose(backend.column_sums(x), x.sum(axis=0), rtol=1e-12)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer import backend, nn, optim, parallel
+from minitransformer import nn, optim, parallel
 
 
 @pytest.fixture
@@ -160,12 +160,6 @@ def test_a_training_step_is_bitwise_the_same_on_any_number_of_threads(tiny_block
         np.testing.assert_array_equal(params_3[name], params_1[name], err_msg=name)
 
 
-def test_row_sums_are_sums_over_the_last_axis():
-    x = np.random.default_rng(0).standard_normal((3, 4, 50))
-    np.testing.assert_allclose(backend.row_sums(x), x.sum(axis=-1), rtol=1e-12)
-    assert backend.row_sums(x.astype(np.float32)).dtype == np.float32
-
-
 def test_blas_runs_on_one_thread_inside_blocks_that_use_it(tiny_blocks):
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -182,8 +176,3 @@ def test_binary_ufunc_in_blocks_equals_numpy(tiny_blocks):
     a, b = np.random.default_rng(0).standard_normal((2, 40, 30)).astype(np.float32)
     np.testing.assert_array_equal(parallel.binary_ufunc("add", a, b), a + b)
     np.testing.assert_array_equal(parallel.binary_ufunc("multiply", a, b[:1]), a * b[:1])  # broadcast: as is
-
-
-def test_column_sums_are_sums_over_rows():
-    x = np.random.default_rng(0).standard_normal((70, 9))
-    np.testing.assert_allclose(backend.column_sums(x), x.sum(axis=0), rtol=1e-12)
