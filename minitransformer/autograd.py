@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 
-from .backend import array_module, device_of, is_array
+from .backend import array_module, device_of, is_array, to_device
 from .parallel import binary_ufunc
 from .tensor import Tensor, describe
 
@@ -119,11 +119,11 @@ class GraphNode:
     through a weak reference, for ``retain_grad``.
     """
 
-    __slots__ = ("_ctx", "requires_grad", "shape", "dtype", "_tensor")
+    __slots__ = ("_ctx", "requires_grad", "shape", "dtype", "device", "_tensor")
 
     def __init__(self, tensor: Tensor):
         self._ctx, self.requires_grad = tensor._ctx, tensor.requires_grad
-        self.shape, self.dtype = tensor.shape, tensor.dtype
+        self.shape, self.dtype, self.device = tensor.shape, tensor.dtype, tensor.device
         self._tensor = weakref.ref(tensor)
 
     @property
@@ -280,7 +280,7 @@ def _fit_gradient(op: str, grad, shape: tuple[int, ...]):
 def _accumulate(tensor: Tensor, grad, handed_to_leaves: set[int]) -> None:
     """tensor.grad += grad, leaving tensor.grad an array that no other tensor shares."""
     if not is_array(grad):
-        grad = array_module(grad).asarray(grad, dtype=tensor.dtype)
+        grad = to_device(array_module(grad).asarray(grad), tensor.device)
     if tensor.grad is not None:
         tensor.grad = tensor.grad + grad
         return
