@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("suites", nargs="*", metavar="suite", default=[],
                         help=f"which suites to run: {', '.join(SUITES)} (default: all)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS and PyTorch threads (default: NumPy's BLAS default; "
-                             "other than that needs threadpoolctl)")
+                        help="threads for BLAS, minitransformer's kernels and PyTorch "
+                             "(default: NumPy's BLAS default)")
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON and plots (default: benchmarks/results/<machine>)")

@@ -46,25 +46,23 @@ def machine_slug() -> str:
 def blas_info() -> dict:
     """Which BLAS NumPy calls, with which kernel and how many threads.
 
-    threadpoolctl (optional) reads the kernel OpenBLAS picked at run time (its "architecture")
-    and the live thread count; without it we fall back to NumPy's build configuration.
+    threadpoolctl (a minitransformer dependency) reads the kernel OpenBLAS picked at run time
+    (its "architecture") and the live thread count; NumPy's build configuration is the fallback
+    when it finds no BLAS of NumPy's.
     """
-    info = {}
-    try:
-        from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info
 
-        for pool in threadpool_info():
-            if pool.get("user_api") == "blas" and "numpy" in pool.get("filepath", ""):
-                info = {key: pool.get(key) for key in ("internal_api", "version", "architecture",
-                                                       "num_threads", "threading_layer", "filepath")}
-                break
-    except ImportError:
-        pass
+    info = {}
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas" and "numpy" in pool.get("filepath", ""):
+            info = {key: pool.get(key) for key in ("internal_api", "version", "architecture",
+                                                   "num_threads", "threading_layer", "filepath")}
+            break
     if not info:
         try:
             blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
             info = {"internal_api": blas.get("name"), "version": blas.get("version"),
-                    "architecture": "unknown (pip install threadpoolctl to see it)",
+                    "architecture": "unknown",
                     "num_threads": None}
         except Exception:  # older NumPy without mode="dicts"
             info = {"internal_api": "unknown"}
@@ -88,15 +86,12 @@ def blas_threads() -> int:
 
 def limit_blas_threads(threads: int) -> None:
     """Run NumPy's BLAS and minitransformer's elementwise kernels with ``threads`` threads from
-    now on (BLAS needs threadpoolctl)."""
+    now on."""
+    from threadpoolctl import threadpool_limits
+
     import minitransformer as mt
 
     mt.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise SystemExit("--threads needs threadpoolctl (pip install threadpoolctl), or set "
-                         "OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting") from None
     threadpool_limits(threads, user_api="blas")
 
 

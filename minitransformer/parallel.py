@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import itertools
 import os
 import sys
@@ -160,14 +159,11 @@ def binary_ufunc(name: str, a, b):
 
 
 def _single_threaded_blas():
-    """A context in which NumPy's BLAS uses one thread (threadpoolctl finds the library).
-    Without threadpoolctl BLAS keeps its threads: the same results, a little slower."""
+    """A context in which NumPy's BLAS uses one thread (threadpoolctl finds the library)."""
     global _blas_controller
     if _blas_controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return contextlib.nullcontext()
+        from threadpoolctl import ThreadpoolController
+
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")
 
@@ -188,10 +184,9 @@ def keep_freed_memory() -> bool:
     """
     if not sys.platform.startswith("linux") or os.environ.get("MINITRANSFORMER_KEEP_FREED_MEMORY") == "0":
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    try:  # the process's own symbols include the C library's: no search for libc needed
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a C library without mallopt (musl)
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
     # blocks above the mmap threshold get their own mapping, unmapped when freed: raise it to
