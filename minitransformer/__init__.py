@@ -30,6 +30,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "concat", "cupy_available", "detect_anomaly",
-    "get_num_threads", "gradcheck", "is_grad_enabled", "manual_seed", "maximum", "no_grad", "ones", "rand", "randn",
-    "set_num_threads", "split", "stack", "tensor", "where", "zeros",
+    "get_num_threads", "gradcheck", "is_grad_enabled", "manual_seed", "maximum", "no_grad",
+    "ones", "rand", "randn", "set_num_threads", "split", "stack", "tensor", "where", "zeros",
 ]
