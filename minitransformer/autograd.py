@@ -77,6 +77,13 @@ class Function:
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
 
+    # An op of one input whose gradient is zero almost everywhere (a slice, a gather) may also
+    # define ``backward_add(grad_output, into) -> array``: it adds its gradient into ``into``,
+    # the input's gradient so far, in place (``into`` is None for the first one) and returns
+    # it. The engine uses it when it alone holds ``into``: q, k and v, three slices of one
+    # projection, then fill one array instead of three zero-filled ones that are summed.
+    backward_add = None
+
     @classmethod
     def apply(cls, *inputs: Tensor, **params) -> Tensor:
         fn = cls()
@@ -231,6 +238,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
 
     grads = {id(root): grad}
     handed_to_leaves = {id(grad)}  # the caller keeps its grad array: leaves get a copy of it
+    engine_owned = set()  # keys whose pending gradient is an array the engine made and alone holds
     for tensor in _topological_order(root):
         grad_output = grads.pop(id(tensor), None)
         if grad_output is None:
@@ -245,6 +253,16 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 f"backward: the graph through {type(fn).__name__} was already freed by an earlier "
                 "backward(); pass retain_graph=True to the first call to go through it twice"
             )
+        if fn.backward_add is not None and fn.needs_input_grad[0]:
+            key = id(fn.inputs[0])
+            into = grads.get(key)
+            if into is not None and key not in engine_owned:
+                into = into.copy()  # another op may still hold that array: don't write into it
+            grads[key] = fn.backward_add(grad_output, into)
+            engine_owned.add(key)
+            if not retain_graph:
+                fn.inputs, fn.saved = None, ()
+            continue
         input_grads = fn.backward(grad_output)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -259,6 +277,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             key = id(inp)
             if key in grads:  # a tensor used more than once: its gradients add up
                 input_grad = binary_ufunc("add", grads[key], input_grad)
+                engine_owned.add(key)
+            else:
+                engine_owned.discard(key)
             grads[key] = input_grad
         if not retain_graph:
             fn.inputs, fn.saved = None, ()

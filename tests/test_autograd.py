@@ -134,6 +134,30 @@ def test_leaf_gradients_are_never_shared(xp):
     assert_close(c.grad, [1.0, 1.0])  # the caller's grad array is not the leaf's .grad
 
 
+def test_slices_add_their_gradients_into_one_array(xp):
+    x = tensor(xp, np.arange(12.0).reshape(2, 6), requires_grad=True)
+    q, k, v = x.split(3, axis=1)  # three GetItems of one tensor: backward_add fills one array
+    (q * 1 + k * 2 + v * 3 + x[:, 1:3] * 10).sum().backward()
+    assert_close(x.grad, [[1.0, 11.0, 12.0, 2.0, 3.0, 3.0]] * 2)
+    picks = tensor(xp, [1.0, 2.0, 3.0], requires_grad=True)
+    (picks[xp.asarray([0, 0, 2])] * tensor(xp, [1.0, 2.0, 4.0])).sum().backward()
+    assert_close(picks.grad, [3.0, 0.0, 4.0])  # a repeated index: its gradients add up
+
+
+def test_a_slice_gradient_never_writes_into_an_array_another_gradient_shares(xp):
+    a = tensor(xp, [1.0, 2.0, 3.0], requires_grad=True)
+    b = tensor(xp, [1.0, 1.0, 1.0], requires_grad=True)
+    s = (a * 1) + (b * 1)  # Add hands one array to both sides as their gradient
+    (s.sum() + (s[1:] * 5).sum()).backward()
+    assert_close(a.grad, [1.0, 6.0, 6.0])
+    assert_close(b.grad, [1.0, 6.0, 6.0])
+    x = tensor(xp, [1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    z = y + y  # y's gradient is the array Add returned twice, summed by the engine
+    (z.sum() + y[0] * 7).backward()
+    assert_close(x.grad, [9.0, 2.0, 2.0])
+
+
 def test_backward_with_explicit_gradient(xp):
     x = tensor(xp, [1.0, 2.0], requires_grad=True, dtype=np.float32)
     (x * x).backward(xp.asarray([1.0, 10.0]))  # a float64 grad for a float32 root

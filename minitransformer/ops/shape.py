@@ -103,13 +103,20 @@ class GetItem(Function):
             raise IndexError(f"getitem: index {_show(index)} is invalid for {describe(a)}: {error}") from None
 
     def backward(self, grad):
-        xp = array_module(grad)
-        grad_input = xp.zeros(self.input_shape, dtype=grad.dtype)
+        return self.backward_add(grad, None)
+
+    def backward_add(self, grad, into):
+        """``into`` (zeros when None) plus this gradient, in place: dz added at the picked places."""
+        if into is None:
+            into = array_module(grad).zeros(self.input_shape, dtype=grad.dtype)
+            if _picks_each_at_most_once(self.index):
+                into[self.index] = grad
+                return into
         if _picks_each_at_most_once(self.index):
-            grad_input[self.index] = grad
+            into[self.index] += grad
         else:
-            scatter_add(grad_input, self.index, grad)
-        return grad_input
+            scatter_add(into, self.index, grad)
+        return into
 
 
 def _show(index) -> str:
