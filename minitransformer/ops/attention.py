@@ -6,6 +6,7 @@ import math
 
 import numpy as np  # shape arithmetic only
 
+from .. import kernels
 from ..autograd import Function
 from ..backend import array_module, device_of, row_sums
 from ..parallel import parallel_rows
@@ -42,6 +43,7 @@ class ScaledDotProductAttention(Function):
     lessons/09):
         dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dP * P)),
         dQ = dS K / sqrt(d_k),   dK = dS^T Q / sqrt(d_k)
+    and rowsum(dP * P) = rowsum(dO * O), which backward computes on (Tq, hs) instead of (Tq, Tk).
     Attention dropout, when on, drops entries of P after the softmax (as PyTorch does).
     Both directions run block by block over the batch (``parallel_rows``): a block's scores,
     softmax and products follow each other while its (T, T) matrices are still in cache, and
@@ -57,6 +59,11 @@ class ScaledDotProductAttention(Function):
         weights = xp.empty(q.shape[:-1] + k.shape[-2:-1], dtype=q.dtype)  # (B, nh, Tq, Tk), P
         out = xp.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
         bias = additive_mask(mask, is_causal, q.shape[-2], k.shape[-2], q.dtype, xp)
+        # compiled kernels (kernels.py) take the mask as one (Tq, Tk) matrix for every head
+        compiled = kernels.use_compiled(q, k, v) and (bias is None or bias.ndim == 2)
+        if compiled and bias is None:
+            bias = xp.zeros(weights.shape[-2:], dtype=weights.dtype)
+        mask_matrix = bias
         if bias is not None:  # a view: one (Tq, Tk) matrix, or one per batch element and head
             bias = xp.broadcast_to(bias, weights.shape)
         keep = None
@@ -67,33 +74,43 @@ class ScaledDotProductAttention(Function):
             scores = weights[rows]
             # scale q (.., Tq, hs) rather than the scores (.., Tq, Tk): fewer numbers when Tk > hs
             xp.matmul(q[rows] * scale, _swap_last(k[rows]), out=scores)
-            if bias is not None:
-                scores += bias[rows]
             # softmax over keys, in place; a row with every key hidden gets weight 0, not NaN
-            row_max = scores.max(axis=-1, keepdims=True)
-            if bias is not None:
-                row_max[~xp.isfinite(row_max)] = 0
-            scores -= row_max
-            xp.exp(scores, out=scores)
-            row_sum = row_sums(scores)[..., None]
-            if bias is not None:
-                row_sum[row_sum == 0] = 1
-            scores *= 1 / row_sum  # one division per row, then products
+            if compiled:  # the same in two passes around NumPy's exp (kernels.py)
+                score_rows = scores.reshape(-1, scores.shape[-1])
+                kernels.softmax_shift_rows(score_rows, mask_matrix)
+                xp.exp(score_rows, out=score_rows)
+                kernels.softmax_normalize_rows(score_rows)
+            else:
+                if bias is not None:
+                    scores += bias[rows]
+                row_max = scores.max(axis=-1, keepdims=True)
+                if bias is not None:
+                    row_max[~xp.isfinite(row_max)] = 0
+                scores -= row_max
+                xp.exp(scores, out=scores)
+                row_sum = row_sums(scores)[..., None]
+                if bias is not None:
+                    row_sum[row_sum == 0] = 1
+                scores *= 1 / row_sum  # one division per row, then products
             dropped = scores if keep is None else scores * keep[rows]
             xp.matmul(dropped, v[rows], out=out[rows])
 
         parallel_rows(attend, q.shape[0], weights[0].size, xp, uses_blas=True)
         self.scale, self.unbatched = scale, unbatched
-        self.save_for_backward(q, k, v, weights, keep)
+        self.save_for_backward(q, k, v, weights, keep, out)
         return out[0] if unbatched else out
         # END SOLUTION a4
 
     def backward(self, grad):
         # BEGIN SOLUTION a4
-        q, k, v, weights, keep = self.saved
+        q, k, v, weights, keep, out = self.saved
         xp = array_module(weights)
         grad = grad[None] if self.unbatched else grad
-        grad_q, grad_k, grad_v = (xp.empty(x.shape, dtype=x.dtype) for x in (q, k, v))
+        compiled = kernels.use_compiled(grad, weights)
+        # each gradient laid out in memory as its input is (empty_like keeps the strides' order):
+        # q, k and v are usually (B, T, nh, hs) arrays seen as (B, nh, T, hs), and a gradient
+        # in that layout goes back through the transpose and reshape as a view, not a copy
+        grad_q, grad_k, grad_v = (xp.empty_like(x) for x in (q, k, v))
 
         def attend_backward(rows):
             p = weights[rows]
@@ -102,11 +119,16 @@ class ScaledDotProductAttention(Function):
             grad_scores = grad[rows] @ _swap_last(v[rows])  # dP = dO V^T, (.., Tq, Tk)
             if keep is not None:
                 grad_scores *= keep[rows]
-            # dS = P * (dP - rowsum(dP * P)), in place; the row sums as row-wise dot products
-            # (einsum), without a temporary for dP * P
-            row_dot = xp.einsum("...ij,...ij->...i", grad_scores, p)
-            grad_scores -= row_dot[..., None]
-            grad_scores *= p
+            # dS = P * (dP - rowsum(dP * P)), in place. rowsum(dP * P) = rowsum(dO * O): the
+            # sum over keys j of (dO V^T)_ij P_ij is the sum over channels of dO_i (P V)_i, a
+            # row-wise dot product of two (Tq, hs) matrices instead of two (Tq, Tk) ones
+            row_dot = xp.einsum("...ij,...ij->...i", grad[rows], out[rows])
+            if compiled:  # the same in one pass (kernels.py)
+                kernels.softmax_backward_rows(grad_scores.reshape(-1, grad_scores.shape[-1]),
+                                              p.reshape(-1, p.shape[-1]), row_dot.reshape(-1))
+            else:
+                grad_scores -= row_dot[..., None]
+                grad_scores *= p
             # the 1/sqrt(d_k), on the (T, hs) results rather than on dS
             xp.matmul(grad_scores, k[rows], out=grad_q[rows])  # dQ = dS K
             grad_q[rows] *= self.scale

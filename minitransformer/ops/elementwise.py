@@ -7,6 +7,7 @@ import math
 import numbers
 import operator
 
+from .. import kernels
 from ..autograd import Function
 from ..backend import array_module, erf
 from ..parallel import parallel_rows
@@ -268,6 +269,10 @@ class GELU(Function):
             block_cdf *= 0.5
             xp.multiply(flat_a[rows], block_cdf, out=out[rows])
 
+        if kernels.use_compiled(a):  # the same in three passes (kernels.py)
+            def kernel(rows):
+                kernels.gelu_forward(flat_a[rows], cdf[rows], out[rows])
+
         parallel_rows(kernel, flat_a.size, 1, xp)
         self.save_for_backward(a, cdf.reshape(a.shape))
         return out.reshape(a.shape)
@@ -293,6 +298,10 @@ class GELU(Function):
             g *= x  # a phi(a)
             g += flat_cdf[rows]
             g *= flat_grad[rows]
+
+        if kernels.use_compiled(flat_a, flat_grad):  # the same in three passes (kernels.py)
+            def kernel(rows):
+                kernels.gelu_backward(flat_a[rows], flat_cdf[rows], flat_grad[rows], grad_a[rows])
 
         parallel_rows(kernel, flat_a.size, 1, xp)
         return grad_a.reshape(a.shape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..backend import array_module
 from ..parallel import parallel_rows
 from .optimizer import Optimizer
@@ -76,6 +77,15 @@ class Adam(Optimizer):
                 xp.divide(m_rows, denominator, out=denominator)
                 denominator *= step_size
                 theta_rows -= denominator
+
+            if kernels.use_compiled(theta, g, m, v):  # the same in one pass (kernels.py)
+                decoupled = bool(decay and self.decoupled_weight_decay)
+                scalars = [1 - lr * decay if decoupled else 1.0, 0.0 if decoupled else decay,
+                           beta1, 1 - beta1, beta2, 1 - beta2, sqrt_bias_correction2, eps, step_size]
+                scalars = [theta.dtype.type(value) for value in scalars]
+
+                def update(rows):
+                    kernels.adam_update(theta[rows], g[rows], m[rows], v[rows], *scalars)
 
             parallel_rows(update, theta.size, 1, xp)
         # END SOLUTION a5

@@ -1,0 +1,302 @@
+"""Fused CPU kernels: one pass over memory where NumPy makes one per operation.
+
+NumPy runs one loop over the whole array per call, so GELU written with NumPy reads and writes
+its block about twenty times, and a thread working on it gives up Python's GIL after each of
+those calls. PyTorch's CPU kernels make one pass. The kernels here are plain Python loops over
+one block of rows, compiled to machine code by numba the first time they are called:
+- each loop does what several NumPy calls did, in one pass over the block;
+- they are compiled with ``nogil``, so ``parallel_rows``'s threads run them truly at once;
+- they are compiled without fast-math's "no NaN, no inf" assumptions, so a NaN goes in and
+  comes out as it does in NumPy, and elementwise kernels make the same float32 operations in the
+  same order as the NumPy code they replace: their results are bitwise the same
+  (tests/test_kernels.py). Kernels that sum a row may add in another order (``reassoc``, so
+  the compiler can use SIMD lanes): those agree to rounding.
+- exp and tanh stay NumPy calls between two kernels: NumPy's are vectorised (SIMD), a compiled
+  loop would call the scalar C library function for each number instead.
+
+Every op keeps its NumPy code: that is the reference, the path for float64 (gradcheck), for
+CuPy arrays and for machines without numba, and what the course assignments ask students to
+write. ``use_compiled(*arrays)`` says which path an op takes: compiled kernels for float32
+NumPy arrays, when numba can be imported and they are switched on (the default; switch with
+``set_kernels("numpy")`` or ``MINITRANSFORMER_KERNELS=numpy``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .backend import ERF_FLOAT32_CLAMP, ERF_FLOAT32_COEFFICIENTS
+
+KERNEL_CHOICES = ("compiled", "numpy")
+
+_choice: str | None = None  # "compiled" or "numpy"; read from the environment on first use
+_numba = None  # the numba module once imported, False when it cannot be
+_compiled: dict = {}  # Python kernel -> its compiled version
+
+
+def _default_choice() -> str:
+    setting = os.environ.get("MINITRANSFORMER_KERNELS", "compiled").strip() or "compiled"
+    if setting not in KERNEL_CHOICES:
+        raise ValueError(
+            f"MINITRANSFORMER_KERNELS is {setting!r}; expected one of {', '.join(KERNEL_CHOICES)}"
+        )
+    return setting
+
+
+def get_kernels() -> str:
+    """Which CPU kernels ops use: "compiled" (numba, when it can be imported) or "numpy"."""
+    global _choice
+    if _choice is None:
+        _choice = _default_choice()
+    return _choice
+
+
+def set_kernels(choice: str) -> None:
+    """Use the compiled kernels ("compiled") or the NumPy reference code ("numpy")."""
+    global _choice
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"set_kernels: expected one of {', '.join(KERNEL_CHOICES)}, got {choice!r}")
+    _choice = choice
+
+
+def compiled_available() -> bool:
+    """Whether numba can be imported (it is imported on the first call)."""
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+        except ImportError:  # the NumPy code does everything, only slower
+            numba = False
+        _numba = numba
+    return _numba is not False
+
+
+def use_compiled(*arrays) -> bool:
+    """True when an op on these arrays should run the compiled kernels: all are float32 NumPy
+    arrays (None entries are skipped), kernels are "compiled" and numba is there."""
+    return (get_kernels() == "compiled"
+            and all(a is None or (type(a) is np.ndarray and a.dtype == np.float32) for a in arrays)
+            and compiled_available())
+
+
+def kernel(python_function=None, *, sums: bool = False):
+    """Compile ``python_function`` with numba on its first call; ``.python`` is the plain one.
+
+    ``nogil`` lets several threads run it at once. ``error_model="numpy"``: a division by zero
+    gives inf or NaN as in NumPy, where Python's model would test every division and keep the
+    compiler from vectorising the loop. A kernel that adds up rows says ``sums=True``: the
+    compiler may then reassociate (fast-math's ``reassoc`` only) to add in SIMD lanes; other
+    kernels keep every operation's order, so they round exactly as NumPy does. ``cache``: the
+    machine code is kept in __pycache__ for the next run.
+    """
+    if python_function is None:  # used as @kernel(sums=True)
+        return lambda function: kernel(function, sums=sums)
+
+    def run(*args):
+        compiled = _compiled.get(python_function)
+        if compiled is None:
+            if not compiled_available():
+                raise RuntimeError(f"{python_function.__name__}: compiled kernels need numba, "
+                                   "which cannot be imported; install it or set_kernels('numpy')")
+            compiled = _numba.njit(nogil=True, cache=True, error_model="numpy",
+                                   fastmath={"reassoc"} if sums else False)(python_function)
+            _compiled[python_function] = compiled
+        return compiled(*args)
+
+    run.python = python_function
+    run.__name__, run.__doc__ = python_function.__name__, python_function.__doc__
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# GELU, exact form: z = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 (ops/elementwise.py).
+# erf(y) = tanh(y P(y^2)), the same approximation as backend.erf_float32, in the same order.
+
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = (np.float32(c) for c in ERF_FLOAT32_COEFFICIENTS)
+_CLAMP = np.float32(ERF_FLOAT32_CLAMP)
+_INV_SQRT_2 = np.float32(1 / np.sqrt(2))
+_INV_SQRT_2PI = np.float32(1 / np.sqrt(2 * np.pi))
+_ONE, _HALF, _MINUS_HALF = np.float32(1), np.float32(0.5), np.float32(-0.5)
+_MINUS_INF = np.float32(-np.inf)
+
+
+@kernel
+def gelu_tanh_argument(x, u):
+    """u = y P(y^2), y = x / sqrt 2 clipped to +-CLAMP, so that tanh(u) = erf(x / sqrt 2)."""
+    for i in range(x.size):
+        y = x[i] * _INV_SQRT_2
+        y = _CLAMP if y > _CLAMP else y  # a comparison with NaN is false: NaN stays NaN
+        y = -_CLAMP if y < -_CLAMP else y
+        s = y * y
+        p = s * _P6  # Horner: (...(P_6 s + P_5) s + ...) s + P_0
+        p = (p + _P5) * s
+        p = (p + _P4) * s
+        p = (p + _P3) * s
+        p = (p + _P2) * s
+        p = (p + _P1) * s
+        u[i] = (p + _P0) * y
+
+
+@kernel
+def gelu_from_erf(x, erf_cdf, out):
+    """Given erf(x / sqrt 2) in ``erf_cdf``: Phi(x) = (1 + erf) / 2 into it, out = x Phi(x)."""
+    for i in range(x.size):
+        cdf = (erf_cdf[i] + _ONE) * _HALF
+        erf_cdf[i] = cdf
+        out[i] = x[i] * cdf
+
+
+@kernel
+def gelu_grad_exponent(x, out):
+    """out = -x^2 / 2, the exponent of the normal density phi(x)."""
+    for i in range(x.size):
+        out[i] = x[i] * x[i] * _MINUS_HALF
+
+
+@kernel
+def gelu_grad_combine(x, cdf, grad, exp_term):
+    """Given exp(-x^2 / 2) in ``exp_term``: grad * (Phi(x) + x phi(x)) into it."""
+    for i in range(x.size):
+        exp_term[i] = (exp_term[i] * _INV_SQRT_2PI * x[i] + cdf[i]) * grad[i]
+
+
+def gelu_forward(x, cdf, out) -> None:
+    """GELU of the flat block ``x``: Phi(x) into ``cdf``, x Phi(x) into ``out``."""
+    gelu_tanh_argument(x, cdf)
+    np.tanh(cdf, out=cdf)
+    gelu_from_erf(x, cdf, out)
+
+
+def gelu_backward(x, cdf, grad, grad_x) -> None:
+    """dL/dx = dL/dz (Phi(x) + x phi(x)) for the flat block ``x`` into ``grad_x``."""
+    gelu_grad_exponent(x, grad_x)
+    np.exp(grad_x, out=grad_x)
+    gelu_grad_combine(x, cdf, grad, grad_x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer norm over the last axis of (N, C) rows (ops/normalization.py).
+
+
+@kernel(sums=True)
+def layer_norm_forward(x, weight, bias, eps, x_hat, rstd, out):
+    """Per row: x_hat = (x - mean) rstd, rstd = 1 / sqrt(var + eps), out = x_hat w + b."""
+    n = x.shape[1]
+    for r in range(x.shape[0]):
+        total = np.float32(0)
+        for i in range(n):
+            total += x[r, i]
+        mean = total / np.float32(n)
+        squares = np.float32(0)
+        for i in range(n):
+            centred = x[r, i] - mean
+            x_hat[r, i] = centred
+            squares += centred * centred
+        row_rstd = np.float32(1) / np.sqrt(squares / np.float32(n) + eps)
+        rstd[r, 0] = row_rstd
+        for i in range(n):
+            normalized = x_hat[r, i] * row_rstd
+            x_hat[r, i] = normalized
+            out[r, i] = normalized * weight[i] + bias[i]
+
+
+@kernel(sums=True)
+def layer_norm_backward(grad, x_hat, rstd, weight, grad_x, grad_weight, grad_bias):
+    """Per row, with g_hat = grad * w: grad_x = rstd (g_hat - mean(g_hat) - x_hat mean(g_hat
+    x_hat)); the rows' grad * x_hat and grad are added into grad_weight and grad_bias."""
+    n = grad.shape[1]
+    for r in range(grad.shape[0]):
+        sum_g_hat = np.float32(0)
+        sum_g_hat_x_hat = np.float32(0)
+        for i in range(n):
+            g_hat = grad[r, i] * weight[i]
+            sum_g_hat += g_hat
+            sum_g_hat_x_hat += g_hat * x_hat[r, i]
+        mean_g_hat = sum_g_hat / np.float32(n)
+        mean_g_hat_x_hat = sum_g_hat_x_hat / np.float32(n)
+        row_rstd = rstd[r, 0]
+        for i in range(n):
+            g_hat = grad[r, i] * weight[i]
+            grad_x[r, i] = (g_hat - mean_g_hat - x_hat[r, i] * mean_g_hat_x_hat) * row_rstd
+            grad_weight[i] += grad[r, i] * x_hat[r, i]
+            grad_bias[i] += grad[r, i]
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam and AdamW (optim/adam.py). The scalars come in as float32, as NumPy would cast them.
+
+
+@kernel
+def adam_update(theta, grad, m, v, shrink, l2, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                sqrt_bias_correction2, eps, step_size):
+    """One Adam step on flat arrays, in place: theta *= shrink (AdamW's decay; 1 for Adam),
+    g = grad + l2 theta (Adam's L2 penalty; 0 for AdamW), the moments, then theta -= step_size
+    m / (sqrt(v) / sqrt(1 - beta2^t) + eps)."""
+    for i in range(theta.size):
+        param = theta[i] * shrink
+        g = grad[i] + l2 * param
+        m_i = m[i] * beta1 + one_minus_beta1 * g
+        v_i = v[i] * beta2 + one_minus_beta2 * g * g
+        m[i], v[i] = m_i, v_i
+        theta[i] = param - m_i / (np.sqrt(v_i) / sqrt_bias_correction2 + eps) * step_size
+
+
+# ---------------------------------------------------------------------------------------------
+# The softmax inside attention (ops/attention.py), on scores of shape (rows, Tk), each row
+# one query of one head; ``mask`` is one (Tq, Tk) matrix added to every head's scores.
+
+
+MAX_LANES = 16  # the row max is kept in 16 lanes: one AVX-512 register, or two AVX ones
+
+
+@kernel
+def softmax_shift_rows(scores, mask):
+    """scores += mask, then each row minus its max (0 for a row that the mask hides entirely,
+    so that it stays -inf and gets weight 0 instead of NaN).
+
+    The max runs over the row in steps of MAX_LANES, each lane keeping its own max: a compiler
+    turns a loop of fixed length 16 into vector instructions, where one running max would
+    compare one number at a time (3.5x slower on AVX-512)."""
+    t_query, t_key = mask.shape
+    whole = t_key - t_key % MAX_LANES
+    lanes = np.empty(MAX_LANES, dtype=np.float32)
+    for r in range(scores.shape[0]):
+        row, mask_row = scores[r], mask[r % t_query]
+        for j in range(t_key):
+            row[j] += mask_row[j]
+        lanes[:] = _MINUS_INF
+        for start in range(0, whole, MAX_LANES):
+            for lane in range(MAX_LANES):
+                value = row[start + lane]
+                lanes[lane] = value if value > lanes[lane] else lanes[lane]
+        row_max = _MINUS_INF
+        for value in lanes:
+            row_max = value if value > row_max else row_max
+        for j in range(whole, t_key):
+            row_max = row[j] if row[j] > row_max else row_max
+        if row_max == _MINUS_INF:
+            row_max = np.float32(0)
+        for j in range(t_key):
+            row[j] -= row_max
+
+
+@kernel(sums=True)
+def softmax_normalize_rows(weights):
+    """Each row divided by its sum (exp(scores) in, softmax out; a zero row stays zero)."""
+    for r in range(weights.shape[0]):
+        total = np.float32(0)
+        for j in range(weights.shape[1]):
+            total += weights[r, j]
+        scale = np.float32(1) / total if total != 0 else np.float32(1)
+        for j in range(weights.shape[1]):
+            weights[r, j] *= scale
+
+
+@kernel
+def softmax_backward_rows(grad_weights, weights, row_dot):
+    """dS = P * (dP - rowsum(dP * P)), in place in ``grad_weights`` (dP in, dS out)."""
+    for r in range(weights.shape[0]):
+        for j in range(weights.shape[1]):
+            grad_weights[r, j] = (grad_weights[r, j] - row_dot[r]) * weights[r, j]

@@ -1,0 +1,193 @@
+"""kernels.py: the compiled CPU kernels against the NumPy code they replace.
+
+Every op keeps its NumPy code as the reference (gradchecked in float64 elsewhere). Here each op
+runs on the same float32 inputs twice, with ``set_kernels("numpy")`` and ``"compiled"``:
+elementwise kernels (GELU, Adam) must agree bitwise, since they make the same float32
+operations in the same order; kernels that sum rows (layer norm, the attention softmax) may add
+in another order and must agree to float32 rounding. Inputs include NaN and inf, masked rows,
+rows shorter and longer than the softmax's 16 lanes, and blocks split over several threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minitransformer as mt
+import minitransformer.functional as F
+from minitransformer import kernels, optim, parallel
+
+pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
+
+
+@pytest.fixture(params=["one block", "many blocks on 3 threads"])
+def blocks(request, monkeypatch):
+    """Run each comparison in one block, and again cut into many blocks on three threads."""
+    if request.param != "one block":
+        monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 64)
+        monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 0)
+        previous = mt.get_num_threads()
+        mt.set_num_threads(3)
+        yield
+        mt.set_num_threads(previous)
+    else:
+        yield
+
+
+def _both(run):
+    """run() with the NumPy reference code, then with the compiled kernels."""
+    previous = kernels.get_kernels()
+    try:
+        kernels.set_kernels("numpy")
+        reference = run()
+        kernels.set_kernels("compiled")
+        compiled = run()
+    finally:
+        kernels.set_kernels(previous)
+    return reference, compiled
+
+
+def _forward_backward(op, *arrays, grad_seed=1):
+    """Output and input gradients of op on float32 tensors made from ``arrays``."""
+    tensors = [mt.tensor(a, requires_grad=True) for a in arrays]
+    out = op(*tensors)
+    grad = np.random.default_rng(grad_seed).standard_normal(out.shape).astype(np.float32)
+    out.backward(grad)
+    return [out.data] + [t.grad for t in tensors]
+
+
+def _assert_close(reference, compiled, rtol=2e-6, atol=2e-6):
+    for i, (a, b) in enumerate(zip(reference, compiled)):
+        assert a.dtype == b.dtype == np.float32
+        scale = max(1.0, float(np.abs(a[np.isfinite(a)]).max(initial=0)))
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=atol * scale, err_msg=f"result {i}")
+
+
+def _float32(draw_shape, seed, scale=3.0):
+    return (np.random.default_rng(seed).standard_normal(draw_shape) * scale).astype(np.float32)
+
+
+@given(shape=st.tuples(st.integers(1, 40), st.integers(1, 70)), seed=st.integers(0, 2**16))
+def test_gelu_compiled_equals_numpy_bitwise(shape, seed, blocks):
+    x = _float32(shape, seed)
+    x.flat[::7] = np.float32(5.0)  # beyond the clamp of erf's approximation
+    reference, compiled = _both(lambda: _forward_backward(F.gelu, x))
+    for a, b in zip(reference, compiled):
+        np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply")  # inf * 0 = NaN
+def test_gelu_keeps_nan_and_inf_as_numpy_does():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 4.5, -4.5], dtype=np.float32)
+    reference, compiled = _both(lambda: [F.gelu(mt.tensor(x)).data])
+    np.testing.assert_array_equal(compiled[0], reference[0])
+    assert np.isnan(compiled[0][0]) and compiled[0][1] == np.inf and compiled[0][3] == 0
+
+
+@given(rows=st.integers(1, 30), width=st.integers(1, 50), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_layer_norm_compiled_matches_numpy(rows, width, bias, seed, blocks):
+    x = _float32((rows, width), seed) + np.float32(2.0)
+    x[0] = np.float32(1.5)  # a constant row: variance 0, so x_hat = 0 and rstd = 1/sqrt(eps)
+    weight, shift = _float32(width, seed + 1), _float32(width, seed + 2)
+
+    def run():
+        if bias:
+            return _forward_backward(lambda a, w, b: F.layer_norm(a, w, b), x, weight, shift)
+        return _forward_backward(lambda a, w: F.layer_norm(a, w, None), x, weight)
+
+    reference, compiled = _both(run)
+    _assert_close(reference, compiled, rtol=1e-5, atol=1e-5)
+
+
+ATTENTION_MASKS = {
+    "causal": dict(is_causal=True),
+    "none": {},
+    "boolean (T, T)": "bool",
+    "a row with every key hidden": "hidden row",
+}
+
+
+@pytest.mark.parametrize("mask_kind", ATTENTION_MASKS)
+@given(t=st.sampled_from([1, 3, 15, 16, 17, 33, 64]), seed=st.integers(0, 2**16))
+def test_attention_compiled_matches_numpy(mask_kind, t, seed, blocks):
+    q, k, v = (_float32((2, 3, t, 8), seed + i, scale=1.5) for i in range(3))
+    options = ATTENTION_MASKS[mask_kind]
+    if options in ("bool", "hidden row"):
+        mask = np.random.default_rng(seed).random((t, t)) < 0.7
+        mask[:, 0] = True
+        if options == "hidden row":
+            mask[t // 2] = False
+        options = dict(mask=mask)
+    reference, compiled = _both(lambda: _forward_backward(
+        lambda a, b, c: F.scaled_dot_product_attention(a, b, c, **options), q, k, v))
+    _assert_close(reference, compiled, rtol=1e-5, atol=1e-5)
+    if mask_kind == "a row with every key hidden":  # weight 0 for every key: output 0, not NaN
+        assert np.all(compiled[0][:, :, t // 2] == 0) and np.isfinite(compiled[0]).all()
+
+
+@given(rows=st.integers(1, 20), width=st.integers(1, 80), seed=st.integers(0, 2**16))
+def test_softmax_shift_subtracts_each_row_max_after_the_mask(rows, width, seed):
+    scores = _float32((rows, width), seed, scale=10.0)
+    mask = np.where(np.random.default_rng(seed).random((3, width)) < 0.8, 0, -np.inf).astype(np.float32)
+    mask[1] = -np.inf  # every third row entirely hidden: shifted by 0, stays -inf
+    expected = scores + mask[np.arange(rows) % 3]
+    row_max = expected.max(axis=1, keepdims=True)
+    expected -= np.where(np.isfinite(row_max), row_max, 0)
+    kernels.softmax_shift_rows(scores, mask)
+    np.testing.assert_array_equal(scores, expected)
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "Adam + L2", "AdamW"])
+def test_adam_compiled_equals_numpy_bitwise(optimizer, blocks):
+    def run():
+        rng = np.random.default_rng(0)
+        params = [mt.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+                  for shape in [(30, 20), (7,), (40, 16)]]
+        params[2].data = np.asfortranarray(params[2].data)  # a transposed layout, as after .T
+        cls, decay = {"Adam": (optim.Adam, 0.0), "Adam + L2": (optim.Adam, 0.1),
+                      "AdamW": (optim.AdamW, 0.1)}[optimizer]
+        opt = cls(params, lr=1e-2, weight_decay=decay)
+        for _ in range(3):
+            for p in params:
+                p.grad = rng.standard_normal(p.shape).astype(np.float32)
+            opt.step()
+        return [p.data for p in params]
+
+    reference, compiled = _both(run)
+    for a, b in zip(reference, compiled):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_use_compiled_only_for_float32_numpy_arrays():
+    previous = kernels.get_kernels()
+    try:
+        kernels.set_kernels("compiled")
+        assert kernels.use_compiled(np.zeros(3, np.float32), None)
+        assert not kernels.use_compiled(np.zeros(3, np.float64))  # gradcheck takes the NumPy code
+        kernels.set_kernels("numpy")
+        assert not kernels.use_compiled(np.zeros(3, np.float32))
+    finally:
+        kernels.set_kernels(previous)
+
+
+def test_without_numba_every_op_takes_the_numpy_code(monkeypatch):
+    monkeypatch.setattr(kernels, "_numba", False)
+    monkeypatch.setattr(kernels, "_compiled", {})
+    assert not kernels.use_compiled(np.zeros(3, np.float32))
+    x = mt.tensor(np.linspace(-3, 3, 12, dtype=np.float32), requires_grad=True)
+    F.gelu(x).sum().backward()
+    assert np.isfinite(x.grad).all()
+    with pytest.raises(RuntimeError, match="gelu_tanh_argument: compiled kernels need numba"):
+        kernels.gelu_tanh_argument(np.zeros(3, np.float32), np.zeros(3, np.float32))
+
+
+def test_kernel_choice_is_validated(monkeypatch):
+    with pytest.raises(ValueError, match=r"set_kernels: expected one of compiled, numpy, got 'fast'"):
+        kernels.set_kernels("fast")
+    monkeypatch.setenv("MINITRANSFORMER_KERNELS", "c")
+    with pytest.raises(ValueError, match=r"MINITRANSFORMER_KERNELS is 'c'; expected one of compiled, numpy"):
+        kernels._default_choice()
+    monkeypatch.setenv("MINITRANSFORMER_KERNELS", "numpy")
+    assert kernels._default_choice() == "numpy"
