@@ -294,9 +294,12 @@ def softmax_normalize_rows(weights):
             weights[r, j] *= scale
 
 
-@kernel
-def softmax_backward_rows(grad_weights, weights, row_dot):
-    """dS = P * (dP - rowsum(dP * P)), in place in ``grad_weights`` (dP in, dS out)."""
+@kernel(sums=True)
+def softmax_backward_rows(grad_weights, weights):
+    """dS = P * (dP - rowsum(dP * P)), row by row in place in ``grad_weights`` (dP in, dS out)."""
     for r in range(weights.shape[0]):
+        row_dot = np.float32(0)
         for j in range(weights.shape[1]):
-            grad_weights[r, j] = (grad_weights[r, j] - row_dot[r]) * weights[r, j]
+            row_dot += grad_weights[r, j] * weights[r, j]
+        for j in range(weights.shape[1]):
+            grad_weights[r, j] = (grad_weights[r, j] - row_dot) * weights[r, j]

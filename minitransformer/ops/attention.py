@@ -43,7 +43,6 @@ class ScaledDotProductAttention(Function):
     lessons/09):
         dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dP * P)),
         dQ = dS K / sqrt(d_k),   dK = dS^T Q / sqrt(d_k)
-    and rowsum(dP * P) = rowsum(dO * O), which backward computes on (Tq, hs) instead of (Tq, Tk).
     Attention dropout, when on, drops entries of P after the softmax (as PyTorch does).
     Both directions run block by block over the batch (``parallel_rows``): a block's scores,
     softmax and products follow each other while its (T, T) matrices are still in cache, and
@@ -97,13 +96,13 @@ class ScaledDotProductAttention(Function):
 
         parallel_rows(attend, q.shape[0], weights[0].size, xp, uses_blas=True)
         self.scale, self.unbatched = scale, unbatched
-        self.save_for_backward(q, k, v, weights, keep, out)
+        self.save_for_backward(q, k, v, weights, keep)
         return out[0] if unbatched else out
         # END SOLUTION a4
 
     def backward(self, grad):
         # BEGIN SOLUTION a4
-        q, k, v, weights, keep, out = self.saved
+        q, k, v, weights, keep = self.saved
         xp = array_module(weights)
         grad = grad[None] if self.unbatched else grad
         compiled = kernels.use_compiled(grad, weights)
@@ -119,14 +118,12 @@ class ScaledDotProductAttention(Function):
             grad_scores = grad[rows] @ _swap_last(v[rows])  # dP = dO V^T, (.., Tq, Tk)
             if keep is not None:
                 grad_scores *= keep[rows]
-            # dS = P * (dP - rowsum(dP * P)), in place. rowsum(dP * P) = rowsum(dO * O): the
-            # sum over keys j of (dO V^T)_ij P_ij is the sum over channels of dO_i (P V)_i, a
-            # row-wise dot product of two (Tq, hs) matrices instead of two (Tq, Tk) ones
-            row_dot = xp.einsum("...ij,...ij->...i", grad[rows], out[rows])
-            if compiled:  # the same in one pass (kernels.py)
+            # dS = P * (dP - rowsum(dP * P)), in place
+            if compiled:  # the same, row by row while each row is in cache (kernels.py)
                 kernels.softmax_backward_rows(grad_scores.reshape(-1, grad_scores.shape[-1]),
-                                              p.reshape(-1, p.shape[-1]), row_dot.reshape(-1))
-            else:
+                                              p.reshape(-1, p.shape[-1]))
+            else:  # the row sums as row-wise dot products (einsum): no temporary for dP * P
+                row_dot = xp.einsum("...ij,...ij->...i", grad_scores, p)
                 grad_scores -= row_dot[..., None]
                 grad_scores *= p
             # the 1/sqrt(d_k), on the (T, hs) results rather than on dS
