@@ -29,6 +29,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for BLAS, minitransformer's kernels and PyTorch "
                              "(default: NumPy's BLAS default)")
+    parser.add_argument("--kernels", choices=("compiled", "numpy"), default=None,
+                        help="minitransformer's CPU kernels: compiled by numba (the default) or "
+                             "the NumPy reference code")
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON and plots (default: benchmarks/results/<machine>)")
@@ -39,6 +42,10 @@ def main(argv=None) -> int:
     suites = args.suites or list(SUITES)
     out_dir = args.out or harness.RESULTS_DIR / harness.machine_slug()
 
+    if args.kernels is not None:
+        import minitransformer as mt
+
+        mt.set_kernels(args.kernels)
     if args.threads is not None:
         harness.limit_blas_threads(args.threads)
     threads = harness.blas_threads()
@@ -49,7 +56,7 @@ def main(argv=None) -> int:
           f"{machine['python']}, numpy {machine['numpy']} ({blas.get('internal_api')} "
           f"{blas.get('version')}, kernel {blas.get('architecture')}, {blas.get('num_threads')} threads), "
           f"torch {machine.get('torch', 'not installed')} ({machine.get('torch_threads', '-')} threads); "
-          f"no GPU")
+          f"minitransformer kernels: {machine['minitransformer_kernels']}; no GPU")
     if torch is None:
         print("PyTorch is not installed: the comparison columns stay empty")
     peak = harness.matmul_peak(runs=3 if args.quick else 9)

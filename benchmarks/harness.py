@@ -105,6 +105,17 @@ def import_torch(threads: int | None = None):
     return torch
 
 
+def kernel_info() -> str:
+    """Which CPU kernels minitransformer's ops run: compiled by numba (with its version) or NumPy."""
+    from minitransformer import kernels
+
+    if kernels.get_kernels() == "compiled" and kernels.compiled_available():
+        import numba
+
+        return f"compiled (numba {numba.__version__})"
+    return "numpy"
+
+
 def machine_info(torch=None) -> dict:
     import scipy
 
@@ -120,6 +131,7 @@ def machine_info(torch=None) -> dict:
         "scipy": scipy.__version__,
         "blas": blas_info(),
         "minitransformer_threads": mt.get_num_threads(),
+        "minitransformer_kernels": kernel_info(),
         "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "gpu": "none: these results are CPU-only (NumPy backend)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

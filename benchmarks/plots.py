@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 COLORS = {"fused": "tab:blue", "composed": "tab:orange", "torch": "tab:green",
-          "minitransformer": "tab:blue"}
+          "minitransformer": "tab:blue", "numpy_kernels": "tab:cyan"}
 
 
 def _pyplot():
@@ -52,13 +52,17 @@ def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
     """ms per step for both frameworks, and the fraction of the matmul peak each reaches."""
     plt = _pyplot()
     rows = result["results"]
-    names = [n for n in ("minitransformer", "torch") if rows[0].get(f"{n}_ms") is not None]
+    names = [n for n in ("minitransformer", "numpy_kernels", "torch") if rows[0].get(f"{n}_ms") is not None]
+    labels = {"minitransformer": "minitransformer", "numpy_kernels": "minitransformer, NumPy kernels",
+              "torch": "torch"}
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(len(rows))
+    width = 0.7 / len(names)
     for j, name in enumerate(names):
-        offset = (j - (len(names) - 1) / 2) * 0.35
-        left.bar(x + offset, [r[f"{name}_ms"] for r in rows], 0.35, label=name, color=COLORS[name])
-        right.bar(x + offset, [r[f"{name}_fraction_of_peak"] for r in rows], 0.35, label=name, color=COLORS[name])
+        offset = (j - (len(names) - 1) / 2) * width
+        left.bar(x + offset, [r[f"{name}_ms"] for r in rows], width, label=labels[name], color=COLORS[name])
+        right.bar(x + offset, [r[f"{name}_fraction_of_peak"] for r in rows], width, label=labels[name],
+                  color=COLORS[name])
     labels = [f"{r['config']}\nB{r['batch']} T{r['block']} L{r['n_layer']} C{r['n_embd']}" for r in rows]
     left.set_xticks(x, labels)
     left.set_yscale("log")

@@ -20,6 +20,7 @@ from .tensor import Tensor, arange, ones, rand, randn, tensor, zeros  # isort: s
 from .autograd import Function, detect_anomaly, is_grad_enabled, no_grad
 from .backend import cupy_available, manual_seed
 from .gradcheck import GradcheckError, gradcheck
+from .kernels import get_kernels, set_kernels
 from .ops.elementwise import maximum, where
 from .ops.shape import concat, split, stack
 from .parallel import get_num_threads, keep_freed_memory, set_num_threads
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "concat", "cupy_available", "detect_anomaly",
-    "get_num_threads", "gradcheck", "is_grad_enabled", "manual_seed", "maximum", "no_grad",
-    "ones", "rand", "randn", "set_num_threads", "split", "stack", "tensor", "where", "zeros",
+    "get_kernels", "get_num_threads", "gradcheck", "is_grad_enabled", "manual_seed", "maximum",
+    "no_grad", "ones", "rand", "randn", "set_kernels", "set_num_threads", "split", "stack",
+    "tensor", "where", "zeros",
 ]

@@ -4,14 +4,28 @@ Both run nanoGPT's architecture in float32 with the same thread count, on the sa
 alternating step by step in one process. Reported per config: ms per step (median), tokens/s,
 achieved GFLOP/s from the exact matmul count (``harness.gpt_step_flops``) and its fraction of
 the fp32 matmul peak measured in the same run, peak memory (``benchmarks.memory``) and the
-ratios ours / PyTorch.
+ratios ours / PyTorch. A third candidate runs minitransformer with its NumPy reference code
+instead of the compiled kernels (``kernels.py``): the difference is what compiling buys.
 """
 
 from __future__ import annotations
 
+from minitransformer import kernels
+
 from ..harness import gpt_step_flops, matmul_peak, print_table, time_alternating
 from ..memory import measure_in_subprocess
 from ..training import LARGE, SMALL, StepConfig, minitransformer_step, torch_step
+
+
+def with_numpy_kernels(step):
+    """``step`` run with minitransformer's NumPy reference code instead of compiled kernels."""
+    def run():
+        kernels.set_kernels("numpy")
+        try:
+            return step()
+        finally:
+            kernels.set_kernels("compiled")
+    return run
 
 
 def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float,
@@ -19,6 +33,8 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
     """Time, rate and memory of one config, both frameworks side by side."""
     ours, model = minitransformer_step(config)
     candidates = {"minitransformer": ours}
+    if kernels.get_kernels() == "compiled" and kernels.compiled_available():
+        candidates["numpy_kernels"] = with_numpy_kernels(minitransformer_step(config)[0])
     if torch is not None:
         candidates["torch"] = torch_step(config, torch)[0]
     timings = time_alternating(candidates, rounds=rounds, per_turn=2, warmup=2)
@@ -34,10 +50,12 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
         row[f"{name}_gflops"] = flops["matmul_flops"] / seconds / 1e9
         row[f"{name}_fraction_of_peak"] = row[f"{name}_gflops"] / peak_gflops
     if memory:
-        for name in candidates:
+        for name in ("minitransformer", "torch")[:2 if torch is not None else 1]:
             for key, value in measure_in_subprocess(name, config, threads).items():
                 if key != "framework":
                     row[f"{name}_{key}"] = value
+    if "numpy_kernels" in candidates:  # what the compiled kernels buy over the NumPy code
+        row["compiled_speedup"] = row["numpy_kernels_ms"] / row["minitransformer_ms"]
     if torch is not None:
         row["time_ratio"] = row["minitransformer_ms"] / row["torch_ms"]
         if memory:
@@ -60,6 +78,7 @@ def run(quick: bool, torch=None, threads: int = 1) -> dict:
                 row[key.replace("peak_rss_delta", "mib").replace("tracemalloc_peak", "tracemalloc_mib")] = row[key] / 2**20
     print_table("step: one training step (forward, backward, clip, AdamW)", rows, [
         ("config", "config"), ("minitransformer_ms", "ours ms"), ("torch_ms", "torch ms"),
+        ("numpy_kernels_ms", "ours, NumPy kernels ms"),
         ("time_ratio", "ours/torch"), ("minitransformer_tokens_per_s", "ours tok/s"),
         ("minitransformer_gflops", "ours GFLOP/s"), ("minitransformer_fraction_of_peak", "of peak"),
         ("torch_gflops", "torch GFLOP/s"), ("minitransformer_mib", "ours MiB"),
