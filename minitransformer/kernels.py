@@ -303,3 +303,17 @@ def softmax_backward_rows(grad_weights, weights):
             row_dot += grad_weights[r, j] * weights[r, j]
         for j in range(weights.shape[1]):
             grad_weights[r, j] = (grad_weights[r, j] - row_dot) * weights[r, j]
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedding's gradient (backend.scatter_add): rows of values added to the rows they came from.
+
+
+@kernel
+def scatter_add_rows(target, index, values):
+    """target[index[i]] += values[i] for each i in order, repeated rows adding up, as np.add.at
+    does (the caller has checked 0 <= index < len(target): a compiled loop does not)."""
+    for i in range(index.size):
+        row = index[i]
+        for j in range(values.shape[1]):
+            target[row, j] += values[i, j]

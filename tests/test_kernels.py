@@ -4,8 +4,9 @@ Every op keeps its NumPy code as the reference (gradchecked in float64 elsewhere
 runs on the same float32 inputs twice, with ``set_kernels("numpy")`` and ``"compiled"``:
 elementwise kernels (GELU, Adam) must agree bitwise, since they make the same float32
 operations in the same order; kernels that sum rows (layer norm, the attention softmax) may add
-in another order and must agree to float32 rounding. Inputs include NaN and inf, masked rows,
-rows shorter and longer than the softmax's 16 lanes, and blocks split over several threads.
+in another order and must agree to float32 rounding; the embedding's scatter-add must equal
+``np.add.at``. Inputs include NaN and inf, masked rows, rows shorter and longer than the
+softmax's 16 lanes, and blocks split over several threads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer import kernels, optim, parallel
+from minitransformer import backend, kernels, optim, parallel
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
 
@@ -158,6 +159,21 @@ def test_adam_compiled_equals_numpy_bitwise(optimizer, blocks):
     reference, compiled = _both(run)
     for a, b in zip(reference, compiled):
         np.testing.assert_array_equal(b, a)
+
+
+@given(ids=st.lists(st.integers(0, 5), min_size=1, max_size=60), width=st.integers(1, 40))
+def test_embedding_gradient_scatter_equals_add_at_bitwise(ids, width):
+    values = np.random.default_rng(len(ids)).standard_normal((len(ids), width)).astype(np.float32)
+    expected = np.zeros((6, width), np.float32)
+    np.add.at(expected, np.asarray(ids), values)  # one row at a time, in the index's order
+    target = np.zeros((6, width), np.float32)
+    backend.scatter_add(target, np.asarray(ids), values)
+    np.testing.assert_array_equal(target, expected)
+
+
+def test_scatter_past_the_end_raises_instead_of_writing_outside_the_array():
+    with pytest.raises(IndexError):
+        backend.scatter_add(np.zeros((3, 2), np.float32), np.asarray([0, 3]), np.ones((2, 2), np.float32))
 
 
 def test_use_compiled_only_for_float32_numpy_arrays():
