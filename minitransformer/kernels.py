@@ -295,14 +295,15 @@ def softmax_normalize_rows(weights):
 
 
 @kernel(sums=True)
-def softmax_backward_rows(grad_weights, weights):
-    """dS = P * (dP - rowsum(dP * P)), row by row in place in ``grad_weights`` (dP in, dS out)."""
+def softmax_backward_rows(grad_weights, weights, scale):
+    """dS = P * (dP - rowsum(dP * P)) * scale, row by row in place in ``grad_weights`` (dP in,
+    dS out); attention's 1/sqrt(d_k) comes in as ``scale``, a multiplication at no extra pass."""
     for r in range(weights.shape[0]):
         row_dot = np.float32(0)
         for j in range(weights.shape[1]):
             row_dot += grad_weights[r, j] * weights[r, j]
         for j in range(weights.shape[1]):
-            grad_weights[r, j] = (grad_weights[r, j] - row_dot) * weights[r, j]
+            grad_weights[r, j] = (grad_weights[r, j] - row_dot) * weights[r, j] * scale
 
 
 # ---------------------------------------------------------------------------------------------

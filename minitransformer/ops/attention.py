@@ -119,13 +119,15 @@ class ScaledDotProductAttention(Function):
             if keep is not None:
                 grad_scores *= keep[rows]
             # dS = P * (dP - rowsum(dP * P)), in place
-            if compiled:  # the same, row by row while each row is in cache (kernels.py)
+            if compiled:  # the same times 1/sqrt(d_k), row by row while in cache (kernels.py)
                 kernels.softmax_backward_rows(grad_scores.reshape(-1, grad_scores.shape[-1]),
-                                              p.reshape(-1, p.shape[-1]))
-            else:  # the row sums as row-wise dot products (einsum): no temporary for dP * P
-                row_dot = xp.einsum("...ij,...ij->...i", grad_scores, p)
-                grad_scores -= row_dot[..., None]
-                grad_scores *= p
+                                              p.reshape(-1, p.shape[-1]), p.dtype.type(self.scale))
+                xp.matmul(grad_scores, k[rows], out=grad_q[rows])  # dQ = dS K / sqrt(d_k)
+                xp.matmul(_swap_last(grad_scores), q[rows], out=grad_k[rows])  # dK = dS^T Q / ..
+                return
+            row_dot = xp.einsum("...ij,...ij->...i", grad_scores, p)  # no temporary for dP * P
+            grad_scores -= row_dot[..., None]
+            grad_scores *= p
             # the 1/sqrt(d_k), on the (T, hs) results rather than on dS
             xp.matmul(grad_scores, k[rows], out=grad_q[rows])  # dQ = dS K
             grad_q[rows] *= self.scale
