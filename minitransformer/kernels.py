@@ -4,15 +4,17 @@ NumPy runs one loop over the whole array per call, so GELU written with NumPy re
 its block about twenty times, and a thread working on it gives up Python's GIL after each of
 those calls. PyTorch's CPU kernels make one pass. The kernels here are plain Python loops over
 one block of rows, compiled to machine code by numba the first time they are called:
-- each loop does what several NumPy calls did, in one pass over the block;
+- each loop does what several NumPy calls did, in one pass over the block (GELU: one pass
+  forward, one backward; the attention softmax: one kernel per block of rows);
 - they are compiled with ``nogil``, so ``parallel_rows``'s threads run them truly at once;
 - they are compiled without fast-math's "no NaN, no inf" assumptions, so a NaN goes in and
-  comes out as it does in NumPy, and elementwise kernels make the same float32 operations in the
-  same order as the NumPy code they replace: their results are bitwise the same
-  (tests/test_kernels.py). Kernels that sum a row may add in another order (``reassoc``, so
-  the compiler can use SIMD lanes): those agree to rounding.
-- exp and tanh stay NumPy calls between two kernels: NumPy's are vectorised (SIMD), a compiled
-  loop would call the scalar C library function for each number instead.
+  comes out as it does in NumPy; Adam's update makes the same float32 operations in the same
+  order as its NumPy code, so the two agree bitwise (tests/test_kernels.py). Kernels that sum a
+  row may add in another order (``reassoc``, so the compiler can use SIMD lanes), and GELU and
+  the softmax use ``exp_float32`` below: those agree with NumPy to rounding.
+- exp is written out (``exp_float32``: a polynomial and a power of two made from its bits),
+  because a compiled loop calling ``math.exp`` would call the C library once per number, where
+  a few multiplications vectorise (SIMD) like the rest of the loop.
 
 Every op keeps its NumPy code: that is the reference, the path for float64 (gradcheck), for
 CuPy arrays and for machines without numba, and what the course assignments ask students to
@@ -23,6 +25,7 @@ NumPy arrays, when numba can be imported and they are switched on (the default; 
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -34,6 +37,7 @@ KERNEL_CHOICES = ("compiled", "numpy")
 _choice: str | None = None  # "compiled" or "numpy"; read from the environment on first use
 _numba = None  # the numba module once imported, False when it cannot be
 _compiled: dict = {}  # Python kernel -> its compiled version
+_helpers: list[str] = []  # names of the functions kernels call (``helper``)
 
 
 def _default_choice() -> str:
@@ -81,6 +85,19 @@ def use_compiled(*arrays) -> bool:
             and compiled_available())
 
 
+def helper(python_function):
+    """A function that kernels call (``exp_float32``): compiled, and inlined into each kernel,
+    before the first kernel compiles; until then, and without numba, the plain function."""
+    _helpers.append(python_function.__name__)
+    return python_function
+
+
+def _compile_helpers() -> None:
+    for name in _helpers:  # kernels find them as module globals when numba compiles them
+        if not isinstance(globals()[name], _numba.core.dispatcher.Dispatcher):
+            globals()[name] = _numba.njit(inline="always", error_model="numpy")(globals()[name])
+
+
 def kernel(python_function=None, *, sums: bool = False):
     """Compile ``python_function`` with numba on its first call; ``.python`` is the plain one.
 
@@ -100,6 +117,7 @@ def kernel(python_function=None, *, sums: bool = False):
             if not compiled_available():
                 raise RuntimeError(f"{python_function.__name__}: compiled kernels need numba, "
                                    "which cannot be imported; install it or set_kernels('numpy')")
+            _compile_helpers()
             compiled = _numba.njit(nogil=True, cache=True, error_model="numpy",
                                    fastmath={"reassoc"} if sums else False)(python_function)
             _compiled[python_function] = compiled
@@ -111,20 +129,50 @@ def kernel(python_function=None, *, sums: bool = False):
 
 
 # ---------------------------------------------------------------------------------------------
+# exp, written out so that it vectorises: a compiled loop that calls math.exp makes one call to
+# the C library per number (~2.5 ns); this is a few multiplications (~0.5 ns, within 1.1 ulp).
+
+_LOG2_E = np.float32(1.4426950408889634)
+_LN2_HIGH, _LN2_LOW = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 = HIGH + LOW
+_EXP_MIN, _EXP_MAX = np.float32(-87.0), np.float32(88.0)  # e^-87 is still a normal float32
+_E2, _E3, _E4, _E5, _E6, _E7 = (np.float32(1 / math.factorial(k)) for k in range(2, 8))
+_ONE, _HALF = np.float32(1), np.float32(0.5)
+
+
+@helper
+def exp_float32(x):
+    """e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2) / 2.
+
+    e^r is its Taylor series to r^7 (the next term is below float32's rounding for |r| <= 0.35),
+    and 2^n is built directly: a float32 is sign, 8 exponent bits, 23 fraction bits, so the
+    bits (n + 127) << 23 are the number 2^n. ln 2 is split in two (HIGH has few bits, so n HIGH
+    is exact) to keep r accurate for large x. Inputs are clipped to [-87, 88]: no overflow, no
+    denormals; e^88 = 1.6e38 is near float32's largest, e^-87 = 1.6e-38 near its smallest."""
+    x = _EXP_MAX if x > _EXP_MAX else x  # NaN fails both tests and stays NaN
+    x = _EXP_MIN if x < _EXP_MIN else x
+    n = np.floor(x * _LOG2_E + _HALF)
+    r = x - n * _LN2_HIGH - n * _LN2_LOW
+    e_r = ((((((_E7 * r + _E6) * r + _E5) * r + _E4) * r + _E3) * r + _E2) * r + _ONE) * r + _ONE
+    two_to_n = np.int32((np.int32(n) + np.int32(127)) << np.int32(23)).view(np.float32)
+    return e_r * two_to_n
+
+
+# ---------------------------------------------------------------------------------------------
 # GELU, exact form: z = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 (ops/elementwise.py).
-# erf(y) = tanh(y P(y^2)), the same approximation as backend.erf_float32, in the same order.
+# erf(y) = tanh(u), u = y P(y^2), the approximation of backend.erf_float32; then
+# Phi = (1 + tanh(u)) / 2 = 1 / (1 + e^(-2u)): one exp, and one pass over memory each way.
 
 _P0, _P1, _P2, _P3, _P4, _P5, _P6 = (np.float32(c) for c in ERF_FLOAT32_COEFFICIENTS)
 _CLAMP = np.float32(ERF_FLOAT32_CLAMP)
 _INV_SQRT_2 = np.float32(1 / np.sqrt(2))
 _INV_SQRT_2PI = np.float32(1 / np.sqrt(2 * np.pi))
-_ONE, _HALF, _MINUS_HALF = np.float32(1), np.float32(0.5), np.float32(-0.5)
+_MINUS_TWO, _MINUS_HALF = np.float32(-2), np.float32(-0.5)
 _MINUS_INF = np.float32(-np.inf)
 
 
 @kernel
-def gelu_tanh_argument(x, u):
-    """u = y P(y^2), y = x / sqrt 2 clipped to +-CLAMP, so that tanh(u) = erf(x / sqrt 2)."""
+def gelu_forward(x, cdf, out):
+    """Phi(x) into ``cdf`` (backward needs it) and z = x Phi(x) into ``out``, elementwise."""
     for i in range(x.size):
         y = x[i] * _INV_SQRT_2
         y = _CLAMP if y > _CLAMP else y  # a comparison with NaN is false: NaN stays NaN
@@ -136,44 +184,18 @@ def gelu_tanh_argument(x, u):
         p = (p + _P3) * s
         p = (p + _P2) * s
         p = (p + _P1) * s
-        u[i] = (p + _P0) * y
+        u = (p + _P0) * y
+        phi_cdf = _ONE / (_ONE + exp_float32(_MINUS_TWO * u))
+        cdf[i] = phi_cdf
+        out[i] = x[i] * phi_cdf
 
 
 @kernel
-def gelu_from_erf(x, erf_cdf, out):
-    """Given erf(x / sqrt 2) in ``erf_cdf``: Phi(x) = (1 + erf) / 2 into it, out = x Phi(x)."""
+def gelu_backward(x, cdf, grad, grad_x):
+    """dL/dx = dL/dz (Phi(x) + x phi(x)), phi(x) = e^(-x^2 / 2) / sqrt(2 pi), elementwise."""
     for i in range(x.size):
-        cdf = (erf_cdf[i] + _ONE) * _HALF
-        erf_cdf[i] = cdf
-        out[i] = x[i] * cdf
-
-
-@kernel
-def gelu_grad_exponent(x, out):
-    """out = -x^2 / 2, the exponent of the normal density phi(x)."""
-    for i in range(x.size):
-        out[i] = x[i] * x[i] * _MINUS_HALF
-
-
-@kernel
-def gelu_grad_combine(x, cdf, grad, exp_term):
-    """Given exp(-x^2 / 2) in ``exp_term``: grad * (Phi(x) + x phi(x)) into it."""
-    for i in range(x.size):
-        exp_term[i] = (exp_term[i] * _INV_SQRT_2PI * x[i] + cdf[i]) * grad[i]
-
-
-def gelu_forward(x, cdf, out) -> None:
-    """GELU of the flat block ``x``: Phi(x) into ``cdf``, x Phi(x) into ``out``."""
-    gelu_tanh_argument(x, cdf)
-    np.tanh(cdf, out=cdf)
-    gelu_from_erf(x, cdf, out)
-
-
-def gelu_backward(x, cdf, grad, grad_x) -> None:
-    """dL/dx = dL/dz (Phi(x) + x phi(x)) for the flat block ``x`` into ``grad_x``."""
-    gelu_grad_exponent(x, grad_x)
-    np.exp(grad_x, out=grad_x)
-    gelu_grad_combine(x, cdf, grad, grad_x)
+        density = exp_float32(x[i] * x[i] * _MINUS_HALF) * _INV_SQRT_2PI
+        grad_x[i] = (density * x[i] + cdf[i]) * grad[i]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,14 +273,16 @@ def adam_update(theta, grad, m, v, shrink, l2, beta1, one_minus_beta1, beta2, on
 MAX_LANES = 16  # the row max is kept in 16 lanes: one AVX-512 register, or two AVX ones
 
 
-@kernel
-def softmax_shift_rows(scores, mask):
-    """scores += mask, then each row minus its max (0 for a row that the mask hides entirely,
-    so that it stays -inf and gets weight 0 instead of NaN).
+@kernel(sums=True)
+def softmax_rows(scores, mask):
+    """Each row of scores + mask replaced by its softmax, in place. A row that the mask hides
+    entirely (every entry -inf) gets weight 0 everywhere instead of NaN.
 
-    The max runs over the row in steps of MAX_LANES, each lane keeping its own max: a compiler
-    turns a loop of fixed length 16 into vector instructions, where one running max would
-    compare one number at a time (3.5x slower on AVX-512)."""
+    Three passes over each row while it sits in the L1 cache: add the mask and find the max,
+    exponentiate (minus the max, so nothing overflows) and sum, divide by the sum. The max runs
+    over the row in steps of MAX_LANES, each lane keeping its own max: a compiler turns a loop
+    of fixed length 16 into vector instructions, where one running max would compare one
+    number at a time (3.5x slower)."""
     t_query, t_key = mask.shape
     whole = t_key - t_key % MAX_LANES
     lanes = np.empty(MAX_LANES, dtype=np.float32)
@@ -276,22 +300,16 @@ def softmax_shift_rows(scores, mask):
             row_max = value if value > row_max else row_max
         for j in range(whole, t_key):
             row_max = row[j] if row[j] > row_max else row_max
-        if row_max == _MINUS_INF:
+        if row_max == _MINUS_INF:  # every key hidden: exp(-inf - 0) = 0 everywhere
             row_max = np.float32(0)
-        for j in range(t_key):
-            row[j] -= row_max
-
-
-@kernel(sums=True)
-def softmax_normalize_rows(weights):
-    """Each row divided by its sum (exp(scores) in, softmax out; a zero row stays zero)."""
-    for r in range(weights.shape[0]):
         total = np.float32(0)
-        for j in range(weights.shape[1]):
-            total += weights[r, j]
-        scale = np.float32(1) / total if total != 0 else np.float32(1)
-        for j in range(weights.shape[1]):
-            weights[r, j] *= scale
+        for j in range(t_key):
+            weight = exp_float32(row[j] - row_max) if row[j] != _MINUS_INF else np.float32(0)
+            row[j] = weight
+            total += weight
+        scale = _ONE / total if total != 0 else _ONE
+        for j in range(t_key):
+            row[j] *= scale
 
 
 @kernel(sums=True)

@@ -74,11 +74,8 @@ class ScaledDotProductAttention(Function):
             # scale q (.., Tq, hs) rather than the scores (.., Tq, Tk): fewer numbers when Tk > hs
             xp.matmul(q[rows] * scale, _swap_last(k[rows]), out=scores)
             # softmax over keys, in place; a row with every key hidden gets weight 0, not NaN
-            if compiled:  # the same in two passes around NumPy's exp (kernels.py)
-                score_rows = scores.reshape(-1, scores.shape[-1])
-                kernels.softmax_shift_rows(score_rows, mask_matrix)
-                xp.exp(score_rows, out=score_rows)
-                kernels.softmax_normalize_rows(score_rows)
+            if compiled:  # the same, row by row while each row is in cache (kernels.py)
+                kernels.softmax_rows(scores.reshape(-1, scores.shape[-1]), mask_matrix)
             else:
                 if bias is not None:
                     scores += bias[rows]
