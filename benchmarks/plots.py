@@ -19,8 +19,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, bottom_margin: float = 0.0) -> Path:
+    fig.tight_layout(rect=(0, bottom_margin, 1, 1))  # bottom_margin: room for a figure legend
     fig.savefig(path, dpi=110)
     fig.clf()
     return path
@@ -67,13 +67,12 @@ def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
     left.set_xticks(x, labels)
     left.set_yscale("log")
     left.set_ylabel("ms per training step (log)")
-    left.legend()
     right.set_xticks(x, labels)
     right.set_ylabel("achieved matmul GFLOP/s / measured peak")
     right.axhline(0.6, color="gray", ls="--", lw=0.8)
-    right.legend()
+    fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=len(names), fontsize=8)
     fig.suptitle(f"one training step, peak {result['matmul_peak']['gflops']:.0f} GFLOP/s  ({subtitle})", fontsize=9)
-    return _save(fig, out_dir / "step.png")
+    return _save(fig, out_dir / "step.png", bottom_margin=0.07)
 
 
 def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
