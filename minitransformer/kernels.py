@@ -10,8 +10,9 @@ one block of rows, compiled to machine code by numba the first time they are cal
 - they are compiled without fast-math's "no NaN, no inf" assumptions, so a NaN goes in and
   comes out as it does in NumPy; Adam's update makes the same float32 operations in the same
   order as its NumPy code, so the two agree bitwise (tests/test_kernels.py). Kernels that sum a
-  row may add in another order (``reassoc``, so the compiler can use SIMD lanes), and GELU and
-  the softmax use ``exp_float32`` below: those agree with NumPy to rounding.
+  row may add in another order (``SUMS``, so the compiler can use SIMD lanes), GELU and the
+  softmax fuse multiply-adds (``FMA``) and use ``exp_float32`` below: those agree with NumPy to
+  rounding.
 - exp is written out (``exp_float32``: a polynomial and a power of two made from its bits),
   because a compiled loop calling ``math.exp`` would call the C library once per number, where
   a few multiplications vectorise (SIMD) like the rest of the loop.
@@ -38,6 +39,7 @@ _choice: str | None = None  # "compiled" or "numpy"; read from the environment o
 _numba = None  # the numba module once imported, False when it cannot be
 _compiled: dict = {}  # Python kernel -> its compiled version
 _helpers: list[str] = []  # names of the functions kernels call (``helper``)
+SUMS, FMA = frozenset({"reassoc"}), frozenset({"contract"})  # see ``kernel``
 
 
 def _default_choice() -> str:
@@ -98,18 +100,21 @@ def _compile_helpers() -> None:
             globals()[name] = _numba.njit(inline="always", error_model="numpy")(globals()[name])
 
 
-def kernel(python_function=None, *, sums: bool = False):
+def kernel(python_function=None, *, reorder: frozenset = frozenset()):
     """Compile ``python_function`` with numba on its first call; ``.python`` is the plain one.
 
     ``nogil`` lets several threads run it at once. ``error_model="numpy"``: a division by zero
     gives inf or NaN as in NumPy, where Python's model would test every division and keep the
-    compiler from vectorising the loop. A kernel that adds up rows says ``sums=True``: the
-    compiler may then reassociate (fast-math's ``reassoc`` only) to add in SIMD lanes; other
-    kernels keep every operation's order, so they round exactly as NumPy does. ``cache``: the
-    machine code is kept in __pycache__ for the next run.
+    compiler from vectorising the loop. ``reorder`` names the liberties the compiler may take
+    with float arithmetic (two of fast-math's flags, never its "no NaN, no inf"):
+    - ``SUMS`` (LLVM's ``reassoc``): add up a row in SIMD lanes, in another order;
+    - ``FMA`` (``contract``): a * b + c as one fused multiply-add, rounded once, so both faster
+      and more accurate; it halves the instructions of a polynomial.
+    A kernel without them (Adam's) makes NumPy's operations in NumPy's order and rounds exactly
+    as NumPy does. ``cache``: the machine code is kept in __pycache__ for the next run.
     """
-    if python_function is None:  # used as @kernel(sums=True)
-        return lambda function: kernel(function, sums=sums)
+    if python_function is None:  # used as @kernel(reorder=...)
+        return lambda function: kernel(function, reorder=reorder)
 
     def run(*args):
         compiled = _compiled.get(python_function)
@@ -119,7 +124,7 @@ def kernel(python_function=None, *, sums: bool = False):
                                    "which cannot be imported; install it or set_kernels('numpy')")
             _compile_helpers()
             compiled = _numba.njit(nogil=True, cache=True, error_model="numpy",
-                                   fastmath={"reassoc"} if sums else False)(python_function)
+                                   fastmath=set(reorder) or False)(python_function)
             _compiled[python_function] = compiled
         return compiled(*args)
 
@@ -170,7 +175,7 @@ _MINUS_TWO, _MINUS_HALF = np.float32(-2), np.float32(-0.5)
 _MINUS_INF = np.float32(-np.inf)
 
 
-@kernel
+@kernel(reorder=FMA)
 def gelu_forward(x, cdf, out):
     """Phi(x) into ``cdf`` (backward needs it) and z = x Phi(x) into ``out``, elementwise."""
     for i in range(x.size):
@@ -190,7 +195,7 @@ def gelu_forward(x, cdf, out):
         out[i] = x[i] * phi_cdf
 
 
-@kernel
+@kernel(reorder=FMA)
 def gelu_backward(x, cdf, grad, grad_x):
     """dL/dx = dL/dz (Phi(x) + x phi(x)), phi(x) = e^(-x^2 / 2) / sqrt(2 pi), elementwise."""
     for i in range(x.size):
@@ -202,7 +207,7 @@ def gelu_backward(x, cdf, grad, grad_x):
 # Layer norm over the last axis of (N, C) rows (ops/normalization.py).
 
 
-@kernel(sums=True)
+@kernel(reorder=SUMS)
 def layer_norm_forward(x, weight, bias, eps, x_hat, rstd, out):
     """Per row: x_hat = (x - mean) rstd, rstd = 1 / sqrt(var + eps), out = x_hat w + b."""
     n = x.shape[1]
@@ -224,7 +229,7 @@ def layer_norm_forward(x, weight, bias, eps, x_hat, rstd, out):
             out[r, i] = normalized * weight[i] + bias[i]
 
 
-@kernel(sums=True)
+@kernel(reorder=SUMS)  # no FMA: g_hat - mean(g_hat) must cancel exactly when they are equal
 def layer_norm_backward(grad, x_hat, rstd, weight, grad_x, grad_weight, grad_bias):
     """Per row, with g_hat = grad * w: grad_x = rstd (g_hat - mean(g_hat) - x_hat mean(g_hat
     x_hat)); the rows' grad * x_hat and grad are added into grad_weight and grad_bias."""
@@ -273,7 +278,7 @@ def adam_update(theta, grad, m, v, shrink, l2, beta1, one_minus_beta1, beta2, on
 MAX_LANES = 16  # the row max is kept in 16 lanes: one AVX-512 register, or two AVX ones
 
 
-@kernel(sums=True)
+@kernel(reorder=SUMS | FMA)
 def softmax_rows(scores, mask):
     """Each row of scores + mask replaced by its softmax, in place. A row that the mask hides
     entirely (every entry -inf) gets weight 0 everywhere instead of NaN.
@@ -312,7 +317,7 @@ def softmax_rows(scores, mask):
             row[j] *= scale
 
 
-@kernel(sums=True)
+@kernel(reorder=SUMS | FMA)
 def softmax_backward_rows(grad_weights, weights, scale):
     """dS = P * (dP - rowsum(dP * P)) * scale, row by row in place in ``grad_weights`` (dP in,
     dS out); attention's 1/sqrt(d_k) comes in as ``scale``, a multiplication at no extra pass."""
