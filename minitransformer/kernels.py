@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -39,6 +40,7 @@ _choice: str | None = None  # "compiled" or "numpy"; read from the environment o
 _numba = None  # the numba module once imported, False when it cannot be
 _compiled: dict = {}  # Python kernel -> its compiled version
 _helpers: list[str] = []  # names of the functions kernels call (``helper``)
+_compile_lock = threading.Lock()
 SUMS, FMA = frozenset({"reassoc"}), frozenset({"contract"})  # see ``kernel``
 
 
@@ -100,6 +102,17 @@ def _compile_helpers() -> None:
             globals()[name] = _numba.njit(inline="always", error_model="numpy")(globals()[name])
 
 
+def _compile(python_function, reorder: frozenset):
+    if not compiled_available():
+        raise RuntimeError(f"{python_function.__name__}: compiled kernels need numba, "
+                           "which cannot be imported; install it or set_kernels('numpy')")
+    _compile_helpers()
+    compiled = _numba.njit(nogil=True, cache=True, error_model="numpy",
+                           fastmath=set(reorder) or False)(python_function)
+    _compiled[python_function] = compiled
+    return compiled
+
+
 def kernel(python_function=None, *, reorder: frozenset = frozenset()):
     """Compile ``python_function`` with numba on its first call; ``.python`` is the plain one.
 
@@ -119,13 +132,8 @@ def kernel(python_function=None, *, reorder: frozenset = frozenset()):
     def run(*args):
         compiled = _compiled.get(python_function)
         if compiled is None:
-            if not compiled_available():
-                raise RuntimeError(f"{python_function.__name__}: compiled kernels need numba, "
-                                   "which cannot be imported; install it or set_kernels('numpy')")
-            _compile_helpers()
-            compiled = _numba.njit(nogil=True, cache=True, error_model="numpy",
-                                   fastmath=set(reorder) or False)(python_function)
-            _compiled[python_function] = compiled
+            with _compile_lock:  # parallel_rows's threads may all make the first call at once
+                compiled = _compiled.get(python_function) or _compile(python_function, reorder)
         return compiled(*args)
 
     run.python = python_function

@@ -204,6 +204,22 @@ def test_scatter_past_the_end_raises_instead_of_writing_outside_the_array():
         backend.scatter_add(np.zeros((3, 2), np.float32), np.asarray([0, 3]), np.ones((2, 2), np.float32))
 
 
+def test_first_calls_from_several_threads_compile_once(monkeypatch):
+    x = _float32((40, 50), 0)
+    reference = _both(lambda: _forward_backward(F.gelu, x))[0]
+    monkeypatch.setattr(kernels, "_compiled", {})  # as in a fresh process
+    monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 0)
+    previous = mt.get_num_threads()
+    mt.set_num_threads(3)
+    try:
+        compiled = _forward_backward(F.gelu, x)  # 32 blocks: three threads start compiling at once
+    finally:
+        mt.set_num_threads(previous)
+    assert set(kernels._compiled) == {kernels.gelu_forward.python, kernels.gelu_backward.python}
+    _assert_close(reference, compiled, rtol=1e-6, atol=2e-7)
+
+
 def test_use_compiled_only_for_float32_numpy_arrays():
     previous = kernels.get_kernels()
     try:
