@@ -179,13 +179,18 @@ def time_alternating(candidates: dict, rounds: int, per_turn: int = 1, warmup: i
     return {name: summarize(seconds[name]) for name in names}
 
 
-def matmul_peak(n: int = 2048, runs: int = 7) -> dict:
-    """The machine's achievable fp32 matmul rate: the median GFLOP/s of an (n, n) @ (n, n)
-    np.matmul, 2 n^3 FLOPs each. This is the "peak" that model rates are a fraction of."""
+def square_matmul(n: int = 2048):
+    """A zero-argument callable computing an (n, n) @ (n, n) float32 product: 2 n^3 FLOPs."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    timing = time_alternating({"matmul": lambda: a @ b}, rounds=1, per_turn=runs)["matmul"]
+    return lambda: a @ b
+
+
+def matmul_peak(n: int = 2048, runs: int = 7) -> dict:
+    """The machine's achievable fp32 matmul rate: the median GFLOP/s of an (n, n) @ (n, n)
+    np.matmul, 2 n^3 FLOPs each. This is the "peak" that model rates are a fraction of."""
+    timing = time_alternating({"matmul": square_matmul(n)}, rounds=1, per_turn=runs)["matmul"]
     return {"n": n, "gflops": 2 * n**3 / (timing["median_ms"] * 1e-3) / 1e9,
             "best_gflops": 2 * n**3 / (timing["min_ms"] * 1e-3) / 1e9, **timing}
 

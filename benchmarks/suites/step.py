@@ -4,7 +4,9 @@ Both run nanoGPT's architecture in float32 with the same thread count, on the sa
 alternating step by step in one process. Reported per config: ms per step (median), tokens/s,
 achieved GFLOP/s from the exact matmul count (``harness.gpt_step_flops``) and its fraction of
 the fp32 matmul peak measured in the same run, peak memory (``benchmarks.memory``) and the
-ratios ours / PyTorch. A third candidate runs minitransformer with its NumPy reference code
+ratios ours / PyTorch. The fraction of the peak uses the matmul peak timed in the same rounds
+(``measure_config``); the peaks measured before and after the suite are recorded too. A third
+candidate runs minitransformer with its NumPy reference code
 instead of the compiled kernels (``kernels.py``): the difference is what compiling buys.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from minitransformer import kernels
 
-from ..harness import gpt_step_flops, matmul_peak, print_table, time_alternating
+from ..harness import gpt_step_flops, matmul_peak, print_table, square_matmul, time_alternating
 from ..memory import measure_in_subprocess
 from ..training import LARGE, SMALL, StepConfig, minitransformer_step, torch_step
 
@@ -28,21 +30,32 @@ def with_numpy_kernels(step):
     return run
 
 
-def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float,
-                   memory: bool = True) -> dict:
-    """Time, rate and memory of one config, both frameworks side by side."""
+def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float = 0.0,
+                   peak_n: int | None = None, memory: bool = True) -> dict:
+    """Time, rate and memory of one config, both frameworks side by side.
+
+    With ``peak_n`` the matmul peak is timed in the same rounds, as one more candidate (an
+    (n, n) @ (n, n) product): the fraction of the peak is a ratio of two rates, and like the
+    other ratios it holds only when both were measured under the same load. Without it the
+    fraction is of ``peak_gflops``, measured elsewhere (the scaling suite)."""
     ours, model = minitransformer_step(config)
     candidates = {"minitransformer": ours}
     if kernels.get_kernels() == "compiled" and kernels.compiled_available():
         candidates["numpy_kernels"] = with_numpy_kernels(minitransformer_step(config)[0])
     if torch is not None:
         candidates["torch"] = torch_step(config, torch)[0]
+    if peak_n:
+        candidates["matmul_peak"] = square_matmul(peak_n)
     timings = time_alternating(candidates, rounds=rounds, per_turn=2, warmup=2)
+    peak = timings.pop("matmul_peak", None)
+    if peak is not None:
+        peak_gflops = 2 * peak_n**3 / (peak["median_ms"] * 1e-3) / 1e9
     flops = gpt_step_flops(config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
     row = {"config": config.name, "batch": config.batch, "block": config.block,
            "n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
            "vocab": config.vocab, "tokens_per_step": config.tokens,
-           "parameters": model.num_parameters(), "flops_per_step": flops, "timings": timings}
+           "parameters": model.num_parameters(), "flops_per_step": flops, "timings": timings,
+           "matmul_peak_gflops": peak_gflops, "matmul_peak_timing": peak}
     for name, timing in timings.items():
         seconds = timing["median_ms"] / 1e3
         row[f"{name}_ms"] = timing["median_ms"]
@@ -67,7 +80,7 @@ def run(quick: bool, torch=None, threads: int = 1) -> dict:
     peak = matmul_peak(runs=3 if quick else 9)
     configs = [SMALL] if quick else [SMALL, LARGE]
     rows = [measure_config(c, torch, threads, rounds=2 if quick else (20 if c is SMALL else 6),
-                           peak_gflops=peak["gflops"]) for c in configs]
+                           peak_n=peak["n"]) for c in configs]
     peak_after = matmul_peak(runs=3 if quick else 9)  # the machine may have got busier or calmer
     print(f"\nfp32 matmul peak ({peak['n']}^3): {peak['gflops']:.0f} GFLOP/s before, "
           f"{peak_after['gflops']:.0f} after")
@@ -81,6 +94,7 @@ def run(quick: bool, torch=None, threads: int = 1) -> dict:
         ("numpy_kernels_ms", "ours, NumPy kernels ms"),
         ("time_ratio", "ours/torch"), ("minitransformer_tokens_per_s", "ours tok/s"),
         ("minitransformer_gflops", "ours GFLOP/s"), ("minitransformer_fraction_of_peak", "of peak"),
-        ("torch_gflops", "torch GFLOP/s"), ("minitransformer_mib", "ours MiB"),
+        ("torch_gflops", "torch GFLOP/s"), ("matmul_peak_gflops", "peak GFLOP/s"),
+        ("minitransformer_mib", "ours MiB"),
         ("torch_mib", "torch MiB"), ("memory_ratio", "mem ratio")])
     return {"matmul_peak": peak, "matmul_peak_after": peak_after, "results": rows}
