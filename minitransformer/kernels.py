@@ -287,9 +287,10 @@ MAX_LANES = 16  # the row max is kept in 16 lanes: one AVX-512 register, or two 
 
 
 @kernel(reorder=SUMS | FMA)
-def softmax_rows(scores, mask):
-    """Each row of scores + mask replaced by its softmax, in place. A row that the mask hides
-    entirely (every entry -inf) gets weight 0 everywhere instead of NaN.
+def softmax_rows(scores, mask, logsumexp):
+    """Each row of scores + mask replaced by its softmax, in place, and log(sum(exp(row))) into
+    ``logsumexp`` (+inf for a row that the mask hides entirely, which gets weight 0 everywhere
+    instead of NaN): what ``softmax_from_logsumexp`` needs to compute the row again.
 
     Three passes over each row while it sits in the L1 cache: add the mask and find the max,
     exponentiate (minus the max, so nothing overflows) and sum, divide by the sum. The max runs
@@ -323,6 +324,19 @@ def softmax_rows(scores, mask):
         scale = _ONE / total if total != 0 else _ONE
         for j in range(t_key):
             row[j] *= scale
+        logsumexp[r] = row_max + np.log(total) if total != 0 else -_MINUS_INF
+
+
+@kernel(reorder=FMA)
+def softmax_from_logsumexp(scores, mask, logsumexp):
+    """The softmax of each row of scores + mask again, in place, from the row's logsumexp as
+    ``softmax_rows`` left it: exp(s - logsumexp) in one pass, no max and no sum needed."""
+    t_query, t_key = mask.shape
+    for r in range(scores.shape[0]):
+        row, mask_row, row_logsumexp = scores[r], mask[r % t_query], logsumexp[r]
+        for j in range(t_key):
+            value = row[j] + mask_row[j]
+            row[j] = exp_float32(value - row_logsumexp) if value != _MINUS_INF else np.float32(0)
 
 
 @kernel(reorder=SUMS | FMA)

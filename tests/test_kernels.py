@@ -153,8 +153,16 @@ def test_attention_compiled_matches_numpy(mask_kind, t, seed, blocks):
         assert np.all(compiled[0][:, :, t // 2] == 0) and np.isfinite(compiled[0]).all()
 
 
+def test_compiled_attention_keeps_no_t_by_t_weights_for_backward():
+    q, k, v = (mt.tensor(_float32((2, 3, 64, 8), i), requires_grad=True) for i in range(3))
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    saved = [a for a in out._ctx.saved if a is not None]
+    assert max(a.size for a in saved) == 2 * 3 * 64 * 8  # q, k, v and a logsumexp per row
+    assert not any(a.shape[-2:] == (64, 64) for a in saved)
+
+
 @given(rows=st.integers(1, 20), width=st.integers(1, 80), seed=st.integers(0, 2**16))
-def test_softmax_rows_against_float64_with_hidden_keys_and_rows(rows, width, seed):
+def test_softmax_rows_and_again_from_logsumexp_against_float64(rows, width, seed):
     scores = _float32((rows, width), seed, scale=10.0)
     mask = np.where(np.random.default_rng(seed).random((3, width)) < 0.8, 0, -np.inf).astype(np.float32)
     mask[1] = -np.inf  # every third row entirely hidden: weight 0, not NaN
@@ -163,9 +171,18 @@ def test_softmax_rows_against_float64_with_hidden_keys_and_rows(rows, width, see
     weights = np.exp(masked - np.where(np.isfinite(row_max), row_max, 0))
     totals = weights.sum(axis=1, keepdims=True)
     expected = weights / np.where(totals > 0, totals, 1)
-    kernels.softmax_rows(scores, mask)
+    logsumexp = np.empty(rows, np.float32)
+    again = scores.copy()
+    kernels.softmax_rows(scores, mask, logsumexp)
     np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=1e-7)
-    assert np.all(scores[(np.arange(rows) % 3) == 1] == 0)
+    hidden = np.all(np.isneginf(mask[np.arange(rows) % 3]), axis=1)  # every third row, at least
+    assert np.all(scores[hidden] == 0) and np.all(logsumexp[hidden] == np.inf)
+    with np.errstate(divide="ignore"):
+        expected_logsumexp = np.log(np.exp(masked).sum(axis=1))
+    np.testing.assert_allclose(logsumexp[~hidden], expected_logsumexp[~hidden], rtol=1e-6)
+    kernels.softmax_from_logsumexp(again, mask, logsumexp)  # what backward computes again
+    np.testing.assert_allclose(again, expected, rtol=2e-6, atol=1e-7)
+    assert np.all(again[hidden] == 0)
 
 
 @pytest.mark.parametrize("optimizer", ["Adam", "Adam + L2", "AdamW"])

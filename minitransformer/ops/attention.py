@@ -46,7 +46,9 @@ class ScaledDotProductAttention(Function):
     Attention dropout, when on, drops entries of P after the softmax (as PyTorch does).
     Both directions run block by block over the batch (``parallel_rows``): a block's scores,
     softmax and products follow each other while its (T, T) matrices are still in cache, and
-    the blocks run on several threads at once.
+    the blocks run on several threads at once. With the compiled kernels (and no dropout)
+    forward keeps each row's log-sum-exp L instead of P, and backward computes P = exp(S - L)
+    again from the scores: one more product, but nothing of size T^2 kept between the two.
     """
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, scale=None):
@@ -55,27 +57,36 @@ class ScaledDotProductAttention(Function):
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
         unbatched = q.ndim == 2  # one (T, hs) matrix each: give it a batch axis of 1
         q, k, v = (x[None] if unbatched else x for x in (q, k, v))  # (B, ..., T, hs)
-        weights = xp.empty(q.shape[:-1] + k.shape[-2:-1], dtype=q.dtype)  # (B, nh, Tq, Tk), P
+        scores_shape = q.shape[:-1] + k.shape[-2:-1]  # (B, nh, Tq, Tk)
         out = xp.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
         bias = additive_mask(mask, is_causal, q.shape[-2], k.shape[-2], q.dtype, xp)
         # compiled kernels (kernels.py) take the mask as one (Tq, Tk) matrix for every head
         compiled = kernels.use_compiled(q, k, v) and (bias is None or bias.ndim == 2)
         if compiled and bias is None:
-            bias = xp.zeros(weights.shape[-2:], dtype=weights.dtype)
+            bias = xp.zeros(scores_shape[-2:], dtype=q.dtype)
         mask_matrix = bias
         if bias is not None:  # a view: one (Tq, Tk) matrix, or one per batch element and head
-            bias = xp.broadcast_to(bias, weights.shape)
+            bias = xp.broadcast_to(bias, scores_shape)
         keep = None
         if dropout_p > 0:
-            keep = keep_mask(weights.shape, dropout_p, weights.dtype, device_of(weights))
+            keep = keep_mask(scores_shape, dropout_p, q.dtype, device_of(q))
+        # P, the weights, is kept for backward, except on the compiled path without dropout:
+        # there backward computes it again from each row's log-sum-exp (as flash attention
+        # does), and P, which grows with T^2, exists one block at a time
+        weights = None if compiled and keep is None else xp.empty(scores_shape, dtype=q.dtype)
+        logsumexp = xp.empty(scores_shape[:-1], dtype=q.dtype) if compiled else None  # (B, nh, Tq)
 
         def attend(rows):  # one block of batch elements, all their heads, while it is in cache
-            scores = weights[rows]
+            if weights is None:
+                scores = xp.empty((rows.stop - rows.start,) + scores_shape[1:], dtype=q.dtype)
+            else:
+                scores = weights[rows]
             # scale q (.., Tq, hs) rather than the scores (.., Tq, Tk): fewer numbers when Tk > hs
             xp.matmul(q[rows] * scale, _swap_last(k[rows]), out=scores)
             # softmax over keys, in place; a row with every key hidden gets weight 0, not NaN
             if compiled:  # the same, row by row while each row is in cache (kernels.py)
-                kernels.softmax_rows(scores.reshape(-1, scores.shape[-1]), mask_matrix)
+                kernels.softmax_rows(scores.reshape(-1, scores.shape[-1]), mask_matrix,
+                                     logsumexp[rows].reshape(-1))
             else:
                 if bias is not None:
                     scores += bias[rows]
@@ -91,25 +102,30 @@ class ScaledDotProductAttention(Function):
             dropped = scores if keep is None else scores * keep[rows]
             xp.matmul(dropped, v[rows], out=out[rows])
 
-        parallel_rows(attend, q.shape[0], weights[0].size, xp, uses_blas=True)
-        self.scale, self.unbatched = scale, unbatched
-        self.save_for_backward(q, k, v, weights, keep)
+        parallel_rows(attend, q.shape[0], math.prod(scores_shape[1:]), xp, uses_blas=True)
+        self.scale, self.unbatched, self.mask_matrix = scale, unbatched, mask_matrix
+        self.save_for_backward(q, k, v, weights, keep, logsumexp)
         return out[0] if unbatched else out
         # END SOLUTION a4
 
     def backward(self, grad):
         # BEGIN SOLUTION a4
-        q, k, v, weights, keep = self.saved
-        xp = array_module(weights)
+        q, k, v, weights, keep, logsumexp = self.saved
+        xp = array_module(q)
         grad = grad[None] if self.unbatched else grad
-        compiled = kernels.use_compiled(grad, weights)
+        compiled = logsumexp is not None  # forward took the compiled path
         # each gradient laid out in memory as its input is (empty_like keeps the strides' order):
         # q, k and v are usually (B, T, nh, hs) arrays seen as (B, nh, T, hs), and a gradient
         # in that layout goes back through the transpose and reshape as a view, not a copy
         grad_q, grad_k, grad_v = (xp.empty_like(x) for x in (q, k, v))
 
         def attend_backward(rows):
-            p = weights[rows]
+            if weights is None:  # P again: the scores, then exp(scores - logsumexp) (kernels.py)
+                p = (q[rows] * self.scale) @ _swap_last(k[rows])
+                kernels.softmax_from_logsumexp(p.reshape(-1, p.shape[-1]), self.mask_matrix,
+                                               logsumexp[rows].reshape(-1))
+            else:
+                p = weights[rows]
             dropped = p if keep is None else p * keep[rows]
             xp.matmul(_swap_last(dropped), grad[rows], out=grad_v[rows])  # dV = P^T dO
             grad_scores = grad[rows] @ _swap_last(v[rows])  # dP = dO V^T, (.., Tq, Tk)
@@ -131,7 +147,8 @@ class ScaledDotProductAttention(Function):
             xp.matmul(_swap_last(grad_scores), q[rows], out=grad_k[rows])  # dK = dS^T Q
             grad_k[rows] *= self.scale
 
-        parallel_rows(attend_backward, q.shape[0], weights[0].size, xp, uses_blas=True)
+        parallel_rows(attend_backward, q.shape[0], math.prod(q.shape[1:-1]) * k.shape[-2], xp,
+                      uses_blas=True)
         if self.unbatched:
             return grad_q[0], grad_k[0], grad_v[0]
         return grad_q, grad_k, grad_v
