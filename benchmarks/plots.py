@@ -94,7 +94,7 @@ def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
         memory_series = [("minitransformer_peak_rss_delta", "ours, peak RSS", "tab:blue", "o-"),
                          ("minitransformer_tracemalloc_peak", "ours, tracemalloc", "tab:blue", "x--"),
                          ("torch_peak_rss_delta", "torch, peak RSS", "tab:green", "o-"),
-                         ("attention_weights_bytes", "ours: saved P (B,nh,T,T)", "gray", ":")]
+                         ("attention_weights_bytes", "P (B,nh,T,T), kept by the NumPy code", "gray", ":")]
         for field, name, color, style in memory_series:
             if rows[0].get(field) is not None:
                 memory_ax.plot(xs, [r[field] / 2**20 for r in rows], style, label=name, color=color)

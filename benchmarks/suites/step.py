@@ -31,7 +31,7 @@ def with_numpy_kernels(step):
 
 
 def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float = 0.0,
-                   peak_n: int | None = None, memory: bool = True) -> dict:
+                   peak_n: int | None = None, memory: bool = True, numpy_kernels: bool = True) -> dict:
     """Time, rate and memory of one config, both frameworks side by side.
 
     With ``peak_n`` the matmul peak is timed in the same rounds, as one more candidate (an
@@ -40,7 +40,7 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
     fraction is of ``peak_gflops``, measured elsewhere (the scaling suite)."""
     ours, model = minitransformer_step(config)
     candidates = {"minitransformer": ours}
-    if kernels.get_kernels() == "compiled" and kernels.compiled_available():
+    if numpy_kernels and kernels.get_kernels() == "compiled" and kernels.compiled_available():
         candidates["numpy_kernels"] = with_numpy_kernels(minitransformer_step(config)[0])
     if torch is not None:
         candidates["torch"] = torch_step(config, torch)[0]
