@@ -340,15 +340,72 @@ def softmax_from_logsumexp(scores, mask, logsumexp):
 
 
 @kernel(reorder=SUMS | FMA)
-def softmax_backward_rows(grad_weights, weights, scale):
-    """dS = P * (dP - rowsum(dP * P)) * scale, row by row in place in ``grad_weights`` (dP in,
-    dS out); attention's 1/sqrt(d_k) comes in as ``scale``, a multiplication at no extra pass."""
+def softmax_backward_rows(grad_weights, weights, scale, grad_scores):
+    """dS = P * (dP - rowsum(dP * P)) * scale, row by row: dP is ``grad_weights``, dS goes into
+    ``grad_scores`` (which may be ``grad_weights`` itself: attention works in place); attention's
+    1/sqrt(d_k) comes in as ``scale``, a multiplication at no extra pass (1 for F.softmax)."""
     for r in range(weights.shape[0]):
         row_dot = np.float32(0)
         for j in range(weights.shape[1]):
             row_dot += grad_weights[r, j] * weights[r, j]
         for j in range(weights.shape[1]):
-            grad_weights[r, j] = (grad_weights[r, j] - row_dot) * weights[r, j] * scale
+            grad_scores[r, j] = (grad_weights[r, j] - row_dot) * weights[r, j] * scale
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax and log-softmax over the last axis of (N, C) rows (ops/softmax.py, ops/loss.py).
+# Unlike the attention softmax above, these keep NumPy's answers for every input: a row that
+# holds +inf or NaN, or only -inf, comes out NaN, as exp(x - max) / sum(...) gives it.
+
+
+@kernel(reorder=SUMS | FMA)
+def softmax_last_axis(x, out, log_sum_exp, take_log):
+    """Row by row: m = max(x), total = sum(exp(x - m)), log_sum_exp = m + log(total), and into
+    ``out`` either softmax(x) = exp(x - m) / total or, with ``take_log``, log-softmax(x) =
+    x - log_sum_exp. The max runs in MAX_LANES lanes as in ``softmax_rows``."""
+    n = x.shape[1]
+    whole = n - n % MAX_LANES
+    lanes = np.empty(MAX_LANES, dtype=np.float32)
+    for r in range(x.shape[0]):
+        row, out_row = x[r], out[r]
+        lanes[:] = _MINUS_INF
+        for start in range(0, whole, MAX_LANES):
+            for lane in range(MAX_LANES):
+                value = row[start + lane]
+                lanes[lane] = value if value > lanes[lane] else lanes[lane]
+        row_max = _MINUS_INF
+        for value in lanes:
+            row_max = value if value > row_max else row_max
+        for j in range(whole, n):
+            row_max = row[j] if row[j] > row_max else row_max
+        total = np.float32(0)
+        for j in range(n):  # exp(-inf) is exactly 0 (exp_float32 alone would give e^-87)
+            weight = exp_float32(row[j] - row_max) if row[j] != _MINUS_INF else np.float32(0)
+            if not take_log:
+                out_row[j] = weight
+            total += weight
+        row_log_sum_exp = row_max + np.log(total)
+        log_sum_exp[r] = row_log_sum_exp
+        if take_log:
+            for j in range(n):
+                out_row[j] = row[j] - row_log_sum_exp
+        else:
+            scale = _ONE / total
+            for j in range(n):
+                out_row[j] *= scale
+
+
+@kernel(reorder=SUMS | FMA)
+def log_softmax_backward_rows(grad, log_probs, grad_x):
+    """dL/dx = g - softmax(x) sum(g), row by row, with softmax(x) = exp(log_probs)."""
+    for r in range(grad.shape[0]):
+        total = np.float32(0)
+        for j in range(grad.shape[1]):
+            total += grad[r, j]
+        for j in range(grad.shape[1]):
+            value = log_probs[r, j]
+            probability = exp_float32(value) if value != _MINUS_INF else np.float32(0)
+            grad_x[r, j] = grad[r, j] - probability * total
 
 
 # ---------------------------------------------------------------------------------------------

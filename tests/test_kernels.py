@@ -3,8 +3,9 @@
 Every op keeps its NumPy code as the reference (gradchecked in float64 elsewhere). Here each op
 runs on the same float32 inputs twice, with ``set_kernels("numpy")`` and ``"compiled"``: Adam
 must agree bitwise, since it makes the same float32 operations in the same order, and the
-embedding's scatter-add must equal ``np.add.at``; GELU (its own exp), layer norm and the
-attention softmax (sums in another order) agree to float32 rounding, and GELU and exp are also
+embedding's scatter-add must equal ``np.add.at``; GELU (its own exp), layer norm, the
+attention softmax, softmax, log-softmax and cross-entropy (sums in another order) agree to
+float32 rounding, and GELU and exp are also
 checked against float64. Inputs include NaN and inf, masked rows, rows shorter and longer than the
 softmax's 16 lanes, and blocks split over several threads.
 """
@@ -183,6 +184,59 @@ def test_softmax_rows_and_again_from_logsumexp_against_float64(rows, width, seed
     kernels.softmax_from_logsumexp(again, mask, logsumexp)  # what backward computes again
     np.testing.assert_allclose(again, expected, rtol=2e-6, atol=1e-7)
     assert np.all(again[hidden] == 0)
+
+
+SOFTMAX_OPS = {
+    "softmax": lambda x: F.softmax(x, -1),
+    "log_softmax": lambda x: F.log_softmax(x, -1),
+}
+
+
+@pytest.mark.parametrize("op", SOFTMAX_OPS)
+@given(shape=st.tuples(st.integers(1, 12), st.integers(1, 70)), seed=st.integers(0, 2**16))
+def test_softmax_and_log_softmax_compiled_match_numpy(op, shape, seed, blocks):
+    x = _float32((2,) + shape, seed, scale=10.0)  # (2, rows, C): rows of the last axis
+    x[0, 0, 1::3] = -np.inf  # a key hidden by a mask gets weight exactly 0 (log: -inf)
+    reference, compiled = _both(lambda: _forward_backward(SOFTMAX_OPS[op], x))
+    # log-softmax's gradient g - softmax sum(g) cancels: its error scales with sum(|g|)
+    _assert_close(reference, compiled, rtol=1e-5, atol=1e-6 * (1 + shape[1]))
+    assert np.all(compiled[0][0, 0, 1::3] == (0 if op == "softmax" else -np.inf))
+
+
+@pytest.mark.parametrize("op", SOFTMAX_OPS)
+def test_softmax_compiled_gives_numpys_nan_for_inf_nan_and_hidden_rows(op):
+    x = np.array([[np.nan, 1, 2], [-np.inf, -np.inf, -np.inf], [np.inf, 0, 1], [-np.inf, 0, 1]],
+                 dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reference, compiled = _both(lambda: SOFTMAX_OPS[op](mt.tensor(x)).data)
+    assert np.isnan(compiled[:3]).all() and np.isnan(reference[:3]).all()
+    np.testing.assert_allclose(compiled[3], reference[3], rtol=1e-6)
+
+
+def test_softmax_over_another_axis_or_an_empty_one_takes_the_numpy_code():
+    x = _float32((3, 4, 5), 0)
+    reference, compiled = _both(lambda: _forward_backward(lambda a: F.softmax(a, 1), x))
+    for a, b in zip(reference, compiled):
+        np.testing.assert_array_equal(b, a)
+    with pytest.raises(ValueError):  # NumPy's max of an empty row: the same error either way
+        F.softmax(mt.tensor(np.zeros((2, 0), np.float32)), -1)
+
+
+@given(rows=st.integers(1, 40), classes=st.integers(1, 70), seed=st.integers(0, 2**16),
+       reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_compiled_matches_numpy(rows, classes, seed, reduction, blocks):
+    logits = _float32((rows, classes), seed, scale=8.0)
+    targets = np.random.default_rng(seed).integers(0, classes, rows)
+    targets[::4] = -100  # ignored rows: loss 0 and no gradient
+
+    def run():
+        z = mt.tensor(logits, requires_grad=True)
+        loss = F.cross_entropy(z, mt.tensor(targets), reduction=reduction)
+        loss.backward(np.ones(loss.shape, np.float32))
+        return [np.asarray(loss.data, np.float32).reshape(-1), z.grad]
+
+    reference, compiled = _both(run)
+    _assert_close(reference, compiled, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("optimizer", ["Adam", "Adam + L2", "AdamW"])

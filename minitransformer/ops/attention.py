@@ -133,8 +133,9 @@ class ScaledDotProductAttention(Function):
                 grad_scores *= keep[rows]
             # dS = P * (dP - rowsum(dP * P)), in place
             if compiled:  # the same times 1/sqrt(d_k), row by row while in cache (kernels.py)
-                kernels.softmax_backward_rows(grad_scores.reshape(-1, grad_scores.shape[-1]),
-                                              p.reshape(-1, p.shape[-1]), p.dtype.type(self.scale))
+                grad_rows = grad_scores.reshape(-1, grad_scores.shape[-1])
+                kernels.softmax_backward_rows(grad_rows, p.reshape(-1, p.shape[-1]),
+                                              p.dtype.type(self.scale), grad_rows)
                 xp.matmul(grad_scores, k[rows], out=grad_q[rows])  # dQ = dS K / sqrt(d_k)
                 xp.matmul(_swap_last(grad_scores), q[rows], out=grad_k[rows])  # dK = dS^T Q / ..
                 return

@@ -7,6 +7,7 @@ from ..autograd import Function
 from ..backend import array_module
 from ..tensor import describe
 from .elementwise import stable_sigmoid
+from .softmax import compiled_over_last_axis, softmax_rows_compiled
 from .validate import check_float, check_index_range, check_integer
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -26,8 +27,15 @@ class CrossEntropy(Function):
         num_classes = logits.shape[-1]
         rows = logits.reshape(-1, num_classes)  # (N, C)
         targets = targets.reshape(-1)  # (N,)
-        shifted = rows - rows.max(axis=1, keepdims=True)
-        log_sum_exp = xp.log(xp.exp(shifted).sum(axis=1))  # (N,) of the shifted logits
+        # shifted = z - c and log_sum_exp = log(sum(exp(shifted))) for a shift c per row that keeps
+        # exp from overflowing: the row max, or, on the compiled path (kernels.py), the log-sum-exp
+        # itself, so that shifted is log softmax(z) and log_sum_exp is 0
+        if compiled_over_last_axis(1, rows):
+            shifted = softmax_rows_compiled(rows, take_log=True)[0]
+            log_sum_exp = xp.zeros(rows.shape[0], dtype=rows.dtype)
+        else:
+            shifted = rows - rows.max(axis=1, keepdims=True)
+            log_sum_exp = xp.log(xp.exp(shifted).sum(axis=1))  # (N,) of the shifted logits
         counted = targets != ignore_index
         safe_targets = xp.where(counted, targets, 0)
         row_index = xp.arange(rows.shape[0])
