@@ -187,6 +187,33 @@ def square_matmul(n: int = 2048):
     return lambda: a @ b
 
 
+def linear_products(n_layer: int, n_embd: int, vocab_size: int, batch: int, block: int,
+                    torch=None):
+    """(callable, FLOPs): the matrix products of one training step's Linear layers and nothing
+    else, y = x W^T, dx = dy W and dW = dy^T x for each layer's qkv, output, MLP-in and MLP-out
+    projections and for the head, with NumPy's BLAS, or with PyTorch's when ``torch`` is given
+    (the same arrays, shared through ``torch.from_numpy``). Timed side by side, the two say how
+    much of a step's difference is the BLAS library alone. Each layer has its own arrays, as in
+    a step, so inputs come from memory rather than from a cache warmed by the layer before."""
+    rng = np.random.default_rng(0)
+    N, C = batch * block, n_embd
+    layers = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * n_layer + [(C, vocab_size)]
+    products, flops = [], 0
+    for fan_in, fan_out in layers:
+        arrays = [rng.standard_normal(shape, dtype=np.float32)
+                  for shape in ((N, fan_in), (fan_out, fan_in), (N, fan_out))]  # x, W, dy
+        products.append([torch.from_numpy(a) for a in arrays] if torch is not None else arrays)
+        flops += 3 * 2 * N * fan_in * fan_out
+
+    def run():
+        for x, weight, grad in products:
+            x @ weight.T  # (N, out)
+            grad @ weight  # (N, in)
+            grad.T @ x  # (out, in)
+
+    return run, flops
+
+
 def matmul_peak(n: int = 2048, runs: int = 7) -> dict:
     """The machine's achievable fp32 matmul rate: the median GFLOP/s of an (n, n) @ (n, n)
     np.matmul, 2 n^3 FLOPs each. This is the "peak" that model rates are a fraction of."""

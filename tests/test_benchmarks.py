@@ -50,8 +50,13 @@ def test_step_reports_rate_flops_memory_and_ratios(quick_results):
                 "minitransformer_tracemalloc_peak"):
         assert row[key] > 0, key
     assert row["flops_per_step"]["matmul_flops"] > 0
+    # the Linear layers' products alone: part of the step's matmul count, at a rate above 0
+    assert row["linear_products_numpy_ms"] > 0
+    linear_flops = row["linear_products_numpy_gflops"] * row["linear_products_numpy_ms"] * 1e6
+    assert 0.5 * row["flops_per_step"]["matmul_flops"] < linear_flops < row["flops_per_step"]["matmul_flops"]
     if "torch_ms" in row:  # PyTorch installed
         assert row["time_ratio"] > 0 and row["memory_ratio"] > 0
+        assert row["linear_products_torch_ms"] > 0
 
 
 def test_profile_splits_the_step_into_ops_that_add_up(quick_results):

@@ -40,7 +40,7 @@ def run(quick: bool, torch=None, threads: int = 1, peak_gflops: float = 1.0) -> 
         flops = gpt_step_flops(config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
         rounds = 1 if quick else max(3, min(10, int(1e10 / flops["matmul_flops"])))
         row = measure_config(config, torch, threads, rounds=rounds, peak_gflops=peak_gflops,
-                             numpy_kernels=False)
+                             numpy_kernels=False, blas_products=False)
         row["sweep"] = sweep
         row["attention_weights_bytes"] = config.n_layer * config.batch * config.n_head * config.block**2 * 4
         for key in ("minitransformer_peak_rss_delta", "torch_peak_rss_delta",

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from minitransformer import kernels
 
-from ..harness import gpt_step_flops, matmul_peak, print_table, square_matmul, time_alternating
+from ..harness import (gpt_step_flops, linear_products, matmul_peak, print_table, square_matmul,
+                       time_alternating)
 from ..memory import measure_in_subprocess
 from ..training import LARGE, SMALL, StepConfig, minitransformer_step, torch_step
 
@@ -31,13 +32,16 @@ def with_numpy_kernels(step):
 
 
 def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float = 0.0,
-                   peak_n: int | None = None, memory: bool = True, numpy_kernels: bool = True) -> dict:
+                   peak_n: int | None = None, memory: bool = True, numpy_kernels: bool = True,
+                   blas_products: bool = True) -> dict:
     """Time, rate and memory of one config, both frameworks side by side.
 
     With ``peak_n`` the matmul peak is timed in the same rounds, as one more candidate (an
     (n, n) @ (n, n) product): the fraction of the peak is a ratio of two rates, and like the
     other ratios it holds only when both were measured under the same load. Without it the
-    fraction is of ``peak_gflops``, measured elsewhere (the scaling suite)."""
+    fraction is of ``peak_gflops``, measured elsewhere (the scaling suite). ``blas_products``
+    also times the matrix products of the step's Linear layers alone, with NumPy's BLAS and
+    PyTorch's (``harness.linear_products``)."""
     ours, model = minitransformer_step(config)
     candidates = {"minitransformer": ours}
     if numpy_kernels and kernels.get_kernels() == "compiled" and kernels.compiled_available():
@@ -46,16 +50,27 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
         candidates["torch"] = torch_step(config, torch)[0]
     if peak_n:
         candidates["matmul_peak"] = square_matmul(peak_n)
+    shape = (config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
+    if blas_products:  # the Linear layers' products alone, with each framework's BLAS
+        candidates["linear_products_numpy"], linear_flops = linear_products(*shape)
+        if torch is not None:
+            candidates["linear_products_torch"] = linear_products(*shape, torch=torch)[0]
     timings = time_alternating(candidates, rounds=rounds, per_turn=2, warmup=2)
     peak = timings.pop("matmul_peak", None)
     if peak is not None:
         peak_gflops = 2 * peak_n**3 / (peak["median_ms"] * 1e-3) / 1e9
+    products = {name.removeprefix("linear_products_"): timings.pop(name) for name in list(timings)
+                if name.startswith("linear_products_")}
     flops = gpt_step_flops(config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
     row = {"config": config.name, "batch": config.batch, "block": config.block,
            "n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
            "vocab": config.vocab, "tokens_per_step": config.tokens,
            "parameters": model.num_parameters(), "flops_per_step": flops, "timings": timings,
            "matmul_peak_gflops": peak_gflops, "matmul_peak_timing": peak}
+    for library, timing in products.items():  # "numpy", "torch"
+        row[f"linear_products_{library}_ms"] = timing["median_ms"]
+        row[f"linear_products_{library}_gflops"] = linear_flops / (timing["median_ms"] * 1e-3) / 1e9
+        row[f"linear_products_{library}_timing"] = timing
     for name, timing in timings.items():
         seconds = timing["median_ms"] / 1e3
         row[f"{name}_ms"] = timing["median_ms"]
@@ -97,4 +112,10 @@ def run(quick: bool, torch=None, threads: int = 1) -> dict:
         ("torch_gflops", "torch GFLOP/s"), ("matmul_peak_gflops", "peak GFLOP/s"),
         ("minitransformer_mib", "ours MiB"),
         ("torch_mib", "torch MiB"), ("memory_ratio", "mem ratio")])
+    print_table("step: the Linear layers' matrix products alone (forward and backward), each "
+                "framework's BLAS", rows, [
+                    ("config", "config"), ("linear_products_numpy_ms", "NumPy ms"),
+                    ("linear_products_torch_ms", "PyTorch ms"),
+                    ("linear_products_numpy_gflops", "NumPy GFLOP/s"),
+                    ("linear_products_torch_gflops", "PyTorch GFLOP/s")])
     return {"matmul_peak": peak, "matmul_peak_after": peak_after, "results": rows}
