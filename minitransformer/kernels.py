@@ -359,10 +359,12 @@ def softmax_backward_rows(grad_weights, weights, scale, grad_scores):
 
 
 @kernel(reorder=SUMS | FMA)
-def softmax_last_axis(x, out, log_sum_exp, take_log):
-    """Row by row: m = max(x), total = sum(exp(x - m)), log_sum_exp = m + log(total), and into
-    ``out`` either softmax(x) = exp(x - m) / total or, with ``take_log``, log-softmax(x) =
-    x - log_sum_exp. The max runs in MAX_LANES lanes as in ``softmax_rows``."""
+def softmax_last_axis(x, out, take_log):
+    """Row by row, with m = max(x) and total = sum(exp(x - m)): softmax(x) = exp(x - m) / total
+    into ``out``, or with ``take_log`` log-softmax(x) = (x - m) - log(total), in that order as
+    NumPy's code does (x - (m + log(total)) would round m + log(total) to the size of m and lose
+    the small log-probabilities of confident rows). The max runs in MAX_LANES lanes as in
+    ``softmax_rows``."""
     n = x.shape[1]
     whole = n - n % MAX_LANES
     lanes = np.empty(MAX_LANES, dtype=np.float32)
@@ -384,11 +386,10 @@ def softmax_last_axis(x, out, log_sum_exp, take_log):
             if not take_log:
                 out_row[j] = weight
             total += weight
-        row_log_sum_exp = row_max + np.log(total)
-        log_sum_exp[r] = row_log_sum_exp
         if take_log:
+            log_total = np.log(total)
             for j in range(n):
-                out_row[j] = row[j] - row_log_sum_exp
+                out_row[j] = (row[j] - row_max) - log_total
         else:
             scale = _ONE / total
             for j in range(n):

@@ -20,16 +20,19 @@ from hypothesis import strategies as st
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import backend, kernels, optim, parallel
+from minitransformer.ops import attention
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
 
 
 @pytest.fixture(params=["one block", "many blocks on 3 threads"])
 def blocks(request, monkeypatch):
-    """Run each comparison in one block, and again cut into many blocks on three threads."""
+    """Run each comparison in one block, and again cut into many blocks on three threads (and
+    attention's queries into chunks of a few)."""
     if request.param != "one block":
         monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 64)
         monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 0)
+        monkeypatch.setattr(attention, "CHUNK_SCORES", 64)
         previous = mt.get_num_threads()
         mt.set_num_threads(3)
         yield
@@ -137,9 +140,10 @@ ATTENTION_MASKS = {
 
 
 @pytest.mark.parametrize("mask_kind", ATTENTION_MASKS)
-@given(t=st.sampled_from([1, 3, 15, 16, 17, 33, 64]), seed=st.integers(0, 2**16))
-def test_attention_compiled_matches_numpy(mask_kind, t, seed, blocks):
-    q, k, v = (_float32((2, 3, t, 8), seed + i, scale=1.5) for i in range(3))
+@given(t=st.sampled_from([1, 3, 15, 16, 17, 33, 64]), seed=st.integers(0, 2**16),
+       leading=st.sampled_from([(2, 3), (2,), (2, 2, 2)]))  # (B, nh), one head, or more axes
+def test_attention_compiled_matches_numpy(mask_kind, t, seed, leading, blocks):
+    q, k, v = (_float32(leading + (t, 8), seed + i, scale=1.5) for i in range(3))
     options = ATTENTION_MASKS[mask_kind]
     if options in ("bool", "hidden row"):
         mask = np.random.default_rng(seed).random((t, t)) < 0.7
@@ -151,7 +155,7 @@ def test_attention_compiled_matches_numpy(mask_kind, t, seed, blocks):
         lambda a, b, c: F.scaled_dot_product_attention(a, b, c, **options), q, k, v))
     _assert_close(reference, compiled, rtol=1e-5, atol=1e-5)
     if mask_kind == "a row with every key hidden":  # weight 0 for every key: output 0, not NaN
-        assert np.all(compiled[0][:, :, t // 2] == 0) and np.isfinite(compiled[0]).all()
+        assert np.all(compiled[0][..., t // 2, :] == 0) and np.isfinite(compiled[0]).all()
 
 
 def test_compiled_attention_keeps_no_t_by_t_weights_for_backward():

@@ -19,6 +19,21 @@ def _swap_last(x):
     return x.swapaxes(-1, -2)
 
 
+CHUNK_SCORES = 1 << 20  # scores per chunk of queries on the compiled path: 4 MiB of float32
+
+
+def query_chunks(n_batch: int, n_heads: int, t_query: int, t_key: int) -> list[slice]:
+    """The queries cut into chunks whose scores, (n_batch, n_heads, chunk, t_key), hold about
+    CHUNK_SCORES numbers: each thread holds one chunk of scores at a time (two in backward, P
+    and dP) instead of all T x T of its block, and a chunk's scores, softmax and products follow
+    each other while it is still in the caches. Sequences up to a few hundred tokens are one
+    chunk (smaller chunks measured slower: more, smaller products)."""
+    per_query = n_batch * n_heads * t_key
+    count = max(1, min(t_query, round(per_query * t_query / CHUNK_SCORES)))
+    bounds = [t_query * i // count for i in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
 def additive_mask(mask, is_causal: bool, t_query: int, t_key: int, dtype, xp):
     """One float mask to add to the scores: 0 where attention may look, -inf where it may not.
 
@@ -48,7 +63,9 @@ class ScaledDotProductAttention(Function):
     softmax and products follow each other while its (T, T) matrices are still in cache, and
     the blocks run on several threads at once. With the compiled kernels (and no dropout)
     forward keeps each row's log-sum-exp L instead of P, and backward computes P = exp(S - L)
-    again from the scores: one more product, but nothing of size T^2 kept between the two.
+    again from the scores: one more product, but nothing of size T^2 kept between the two. That
+    path also cuts long sequences into chunks of queries (``query_chunks``), so that only one
+    chunk's scores exist at a time; dV and dK add up over the chunks.
     """
 
     def forward(self, q, k, v, mask=None, is_causal=False, dropout_p=0.0, scale=None):
@@ -76,11 +93,22 @@ class ScaledDotProductAttention(Function):
         weights = None if compiled and keep is None else xp.empty(scores_shape, dtype=q.dtype)
         logsumexp = xp.empty(scores_shape[:-1], dtype=q.dtype) if compiled else None  # (B, nh, Tq)
 
+        def attend_in_chunks(rows):  # the compiled path without dropout: P is not kept
+            n_batch, n_heads = rows.stop - rows.start, math.prod(scores_shape[1:-2])
+            t_query, t_key = scores_shape[-2:]
+            for queries in query_chunks(n_batch, n_heads, t_query, t_key):
+                q_chunk = q[rows][..., queries, :]  # (b, nh, chunk, hs)
+                scores = (q_chunk * scale) @ _swap_last(k[rows])  # (b, nh, chunk, Tk)
+                chunk_logsumexp = xp.empty(scores.shape[:-1], dtype=q.dtype)  # (b, nh, chunk)
+                kernels.softmax_rows(scores.reshape(-1, t_key), mask_matrix[queries],
+                                     chunk_logsumexp.reshape(-1))
+                logsumexp[rows][..., queries] = chunk_logsumexp
+                xp.matmul(scores, v[rows], out=out[rows][..., queries, :])
+
         def attend(rows):  # one block of batch elements, all their heads, while it is in cache
             if weights is None:
-                scores = xp.empty((rows.stop - rows.start,) + scores_shape[1:], dtype=q.dtype)
-            else:
-                scores = weights[rows]
+                return attend_in_chunks(rows)
+            scores = weights[rows]
             # scale q (.., Tq, hs) rather than the scores (.., Tq, Tk): fewer numbers when Tk > hs
             xp.matmul(q[rows] * scale, _swap_last(k[rows]), out=scores)
             # softmax over keys, in place; a row with every key hidden gets weight 0, not NaN
@@ -119,13 +147,35 @@ class ScaledDotProductAttention(Function):
         # in that layout goes back through the transpose and reshape as a view, not a copy
         grad_q, grad_k, grad_v = (xp.empty_like(x) for x in (q, k, v))
 
+        def attend_backward_in_chunks(rows):  # the compiled path without dropout
+            n_batch, n_heads = rows.stop - rows.start, math.prod(q.shape[1:-2])
+            t_query, t_key = q.shape[-2], k.shape[-2]
+            scale = q.dtype.type(self.scale)
+            for i, queries in enumerate(query_chunks(n_batch, n_heads, t_query, t_key)):
+                q_chunk = q[rows][..., queries, :]  # (b, nh, chunk, hs)
+                grad_chunk = grad[rows][..., queries, :]  # dO, (b, nh, chunk, hs)
+                # P again: the scores, then exp(scores - logsumexp) (kernels.py)
+                p = (q_chunk * scale) @ _swap_last(k[rows])  # (b, nh, chunk, Tk)
+                chunk_logsumexp = xp.ascontiguousarray(logsumexp[rows][..., queries])
+                kernels.softmax_from_logsumexp(p.reshape(-1, t_key), self.mask_matrix[queries],
+                                               chunk_logsumexp.reshape(-1))
+                grad_scores = grad_chunk @ _swap_last(v[rows])  # dP = dO V^T, (b, nh, chunk, Tk)
+                # dS = P * (dP - rowsum(dP * P)) / sqrt(d_k), in place
+                grad_rows = grad_scores.reshape(-1, t_key)
+                kernels.softmax_backward_rows(grad_rows, p.reshape(-1, t_key), scale, grad_rows)
+                xp.matmul(grad_scores, k[rows], out=grad_q[rows][..., queries, :])  # dQ = dS K
+                # dV = P^T dO and dK = dS^T Q sum over the chunks of queries
+                if i == 0:
+                    xp.matmul(_swap_last(p), grad_chunk, out=grad_v[rows])
+                    xp.matmul(_swap_last(grad_scores), q_chunk, out=grad_k[rows])
+                else:
+                    grad_v[rows] += _swap_last(p) @ grad_chunk
+                    grad_k[rows] += _swap_last(grad_scores) @ q_chunk
+
         def attend_backward(rows):
-            if weights is None:  # P again: the scores, then exp(scores - logsumexp) (kernels.py)
-                p = (q[rows] * self.scale) @ _swap_last(k[rows])
-                kernels.softmax_from_logsumexp(p.reshape(-1, p.shape[-1]), self.mask_matrix,
-                                               logsumexp[rows].reshape(-1))
-            else:
-                p = weights[rows]
+            if weights is None:
+                return attend_backward_in_chunks(rows)
+            p = weights[rows]
             dropped = p if keep is None else p * keep[rows]
             xp.matmul(_swap_last(dropped), grad[rows], out=grad_v[rows])  # dV = P^T dO
             grad_scores = grad[rows] @ _swap_last(v[rows])  # dP = dO V^T, (.., Tq, Tk)

@@ -31,7 +31,7 @@ class CrossEntropy(Function):
         # exp from overflowing: the row max, or, on the compiled path (kernels.py), the log-sum-exp
         # itself, so that shifted is log softmax(z) and log_sum_exp is 0
         if compiled_over_last_axis(1, rows):
-            shifted = softmax_rows_compiled(rows, take_log=True)[0]
+            shifted = softmax_rows_compiled(rows, take_log=True)
             log_sum_exp = xp.zeros(rows.shape[0], dtype=rows.dtype)
         else:
             shifted = rows - rows.max(axis=1, keepdims=True)
