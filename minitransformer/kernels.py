@@ -286,34 +286,43 @@ def adam_update(theta, grad, m, v, shrink, l2, beta1, one_minus_beta1, beta2, on
 MAX_LANES = 16  # the row max is kept in 16 lanes: one AVX-512 register, or two AVX ones
 
 
+@helper
+def row_max_in_lanes(row, lanes):
+    """max(row), -inf for an empty row, NaN entries skipped (a comparison with NaN is false).
+    It runs over the row in steps of MAX_LANES, each lane of ``lanes`` (MAX_LANES float32
+    scratch) keeping its own max: a compiler turns a loop of fixed length 16 into vector
+    instructions, where one running max would compare one number at a time (3.5x slower)."""
+    n = row.shape[0]
+    whole = n - n % MAX_LANES
+    lanes[:] = _MINUS_INF
+    for start in range(0, whole, MAX_LANES):
+        for lane in range(MAX_LANES):
+            value = row[start + lane]
+            lanes[lane] = value if value > lanes[lane] else lanes[lane]
+    row_max = _MINUS_INF
+    for value in lanes:
+        row_max = value if value > row_max else row_max
+    for j in range(whole, n):
+        row_max = row[j] if row[j] > row_max else row_max
+    return row_max
+
+
 @kernel(reorder=SUMS | FMA)
 def softmax_rows(scores, mask, logsumexp):
     """Each row of scores + mask replaced by its softmax, in place, and log(sum(exp(row))) into
     ``logsumexp`` (+inf for a row that the mask hides entirely, which gets weight 0 everywhere
     instead of NaN): what ``softmax_from_logsumexp`` needs to compute the row again.
 
-    Three passes over each row while it sits in the L1 cache: add the mask and find the max,
-    exponentiate (minus the max, so nothing overflows) and sum, divide by the sum. The max runs
-    over the row in steps of MAX_LANES, each lane keeping its own max: a compiler turns a loop
-    of fixed length 16 into vector instructions, where one running max would compare one
-    number at a time (3.5x slower)."""
+    Three passes over each row while it sits in the L1 cache: add the mask and find the max
+    (``row_max_in_lanes``), exponentiate (minus the max, so nothing overflows) and sum, divide
+    by the sum."""
     t_query, t_key = mask.shape
-    whole = t_key - t_key % MAX_LANES
     lanes = np.empty(MAX_LANES, dtype=np.float32)
     for r in range(scores.shape[0]):
         row, mask_row = scores[r], mask[r % t_query]
         for j in range(t_key):
             row[j] += mask_row[j]
-        lanes[:] = _MINUS_INF
-        for start in range(0, whole, MAX_LANES):
-            for lane in range(MAX_LANES):
-                value = row[start + lane]
-                lanes[lane] = value if value > lanes[lane] else lanes[lane]
-        row_max = _MINUS_INF
-        for value in lanes:
-            row_max = value if value > row_max else row_max
-        for j in range(whole, t_key):
-            row_max = row[j] if row[j] > row_max else row_max
+        row_max = row_max_in_lanes(row, lanes)
         if row_max == _MINUS_INF:  # every key hidden: exp(-inf - 0) = 0 everywhere
             row_max = np.float32(0)
         total = np.float32(0)
@@ -363,23 +372,12 @@ def softmax_last_axis(x, out, take_log):
     """Row by row, with m = max(x) and total = sum(exp(x - m)): softmax(x) = exp(x - m) / total
     into ``out``, or with ``take_log`` log-softmax(x) = (x - m) - log(total), in that order as
     NumPy's code does (x - (m + log(total)) would round m + log(total) to the size of m and lose
-    the small log-probabilities of confident rows). The max runs in MAX_LANES lanes as in
-    ``softmax_rows``."""
+    the small log-probabilities of confident rows)."""
     n = x.shape[1]
-    whole = n - n % MAX_LANES
     lanes = np.empty(MAX_LANES, dtype=np.float32)
     for r in range(x.shape[0]):
         row, out_row = x[r], out[r]
-        lanes[:] = _MINUS_INF
-        for start in range(0, whole, MAX_LANES):
-            for lane in range(MAX_LANES):
-                value = row[start + lane]
-                lanes[lane] = value if value > lanes[lane] else lanes[lane]
-        row_max = _MINUS_INF
-        for value in lanes:
-            row_max = value if value > row_max else row_max
-        for j in range(whole, n):
-            row_max = row[j] if row[j] > row_max else row_max
+        row_max = row_max_in_lanes(row, lanes)
         total = np.float32(0)
         for j in range(n):  # exp(-inf) is exactly 0 (exp_float32 alone would give e^-87)
             weight = exp_float32(row[j] - row_max) if row[j] != _MINUS_INF else np.float32(0)
