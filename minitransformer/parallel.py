@@ -89,9 +89,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def row_blocks(n_rows: int, row_size: int) -> list[slice]:
-    """[0, n_rows) cut into contiguous blocks of about ``BLOCK_ELEMENTS`` numbers each."""
-    count = max(1, min(n_rows, round(n_rows * row_size / BLOCK_ELEMENTS)))
+def row_blocks(n_rows: int, row_size: int, block_elements: int | None = None) -> list[slice]:
+    """[0, n_rows) cut into contiguous blocks of about ``block_elements`` numbers each
+    (``BLOCK_ELEMENTS`` unless given)."""
+    block_elements = block_elements or BLOCK_ELEMENTS
+    count = max(1, min(n_rows, round(n_rows * row_size / block_elements)))
     bounds = [n_rows * i // count for i in range(count + 1)]
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
 

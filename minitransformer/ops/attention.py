@@ -9,7 +9,7 @@ import numpy as np  # shape arithmetic only
 from .. import kernels
 from ..autograd import Function
 from ..backend import array_module, device_of, row_sums
-from ..parallel import parallel_rows
+from ..parallel import parallel_rows, row_blocks
 from ..tensor import describe
 from .dropout import keep_mask
 from .validate import check_float
@@ -28,10 +28,7 @@ def query_chunks(n_batch: int, n_heads: int, t_query: int, t_key: int) -> list[s
     and dP) instead of all T x T of its block, and a chunk's scores, softmax and products follow
     each other while it is still in the caches. Sequences up to a few hundred tokens are one
     chunk (smaller chunks measured slower: more, smaller products)."""
-    per_query = n_batch * n_heads * t_key
-    count = max(1, min(t_query, round(per_query * t_query / CHUNK_SCORES)))
-    bounds = [t_query * i // count for i in range(count + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return row_blocks(t_query, n_batch * n_heads * t_key, CHUNK_SCORES)
 
 
 def additive_mask(mask, is_causal: bool, t_query: int, t_key: int, dtype, xp):
