@@ -368,7 +368,7 @@ def softmax_backward_rows(grad_weights, weights, scale, grad_scores):
 
 
 @kernel(reorder=SUMS | FMA)
-def softmax_last_axis(x, out, take_log):
+def softmax_last_axis(x, take_log, out):
     """Row by row, with m = max(x) and total = sum(exp(x - m)): softmax(x) = exp(x - m) / total
     into ``out``, or with ``take_log`` log-softmax(x) = (x - m) - log(total), in that order as
     NumPy's code does (x - (m + log(total)) would round m + log(total) to the size of m and lose

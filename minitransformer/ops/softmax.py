@@ -32,19 +32,18 @@ def compiled_over_last_axis(axis: int, *arrays) -> bool:
     return axis == x.ndim - 1 and x.size > 0 and kernels.use_compiled(*arrays)
 
 
-def rows_of(x):
-    """x as (N, C) rows of its last axis, C-contiguous (a view when x already is)."""
-    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+def over_rows(kernel, arrays, *scalars):
+    """kernel(*row blocks of ``arrays``, *scalars, row block of the output) over the last axis,
+    row blocks on every core (``parallel_rows``); the output has the shape of ``arrays[0]``."""
+    rows = [np.ascontiguousarray(a).reshape(-1, a.shape[-1]) for a in arrays]  # (N, C) each
+    out = np.empty(rows[0].shape, dtype=rows[0].dtype)
+    parallel_rows(lambda block: kernel(*(r[block] for r in rows), *scalars, out[block]), *out.shape)
+    return out.reshape(arrays[0].shape)
 
 
 def softmax_rows_compiled(x, take_log: bool):
-    """softmax (log-softmax with ``take_log``) over the last axis of x:
-    ``kernels.softmax_last_axis`` on row blocks on every core."""
-    rows = rows_of(x)  # (N, C)
-    out = np.empty(rows.shape, dtype=rows.dtype)
-    parallel_rows(lambda block: kernels.softmax_last_axis(rows[block], out[block], take_log),
-                  *rows.shape)
-    return out.reshape(x.shape)
+    """softmax (log-softmax with ``take_log``) over the last axis of x, compiled."""
+    return over_rows(kernels.softmax_last_axis, [x], take_log)
 
 
 class Softmax(Function):
@@ -67,12 +66,8 @@ class Softmax(Function):
         # BEGIN SOLUTION a3
         (y,) = self.saved
         if compiled_over_last_axis(self.axis, y, grad):  # the same formula, one kernel per block
-            weights, grad_rows = rows_of(y), rows_of(grad)  # (N, C)
-            grad_x = np.empty(weights.shape, dtype=weights.dtype)
-            one = weights.dtype.type(1)  # no 1/sqrt(d_k) here, unlike attention's use
-            parallel_rows(lambda rows: kernels.softmax_backward_rows(
-                grad_rows[rows], weights[rows], one, grad_x[rows]), *weights.shape)
-            return grad_x.reshape(y.shape)
+            one = y.dtype.type(1)  # no 1/sqrt(d_k) here, unlike attention's use
+            return over_rows(kernels.softmax_backward_rows, [grad, y], one)
         return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True))
         # END SOLUTION a3
 
@@ -99,11 +94,7 @@ class LogSoftmax(Function):
         # BEGIN SOLUTION a3
         (y,) = self.saved
         if compiled_over_last_axis(self.axis, y, grad):  # the same formula, one kernel per block
-            log_probs, grad_rows = rows_of(y), rows_of(grad)  # (N, C)
-            grad_x = np.empty(log_probs.shape, dtype=log_probs.dtype)
-            parallel_rows(lambda rows: kernels.log_softmax_backward_rows(
-                grad_rows[rows], log_probs[rows], grad_x[rows]), *log_probs.shape)
-            return grad_x.reshape(y.shape)
+            return over_rows(kernels.log_softmax_backward_rows, [grad, y])
         softmax = array_module(y).exp(y)
         return grad - softmax * grad.sum(axis=self.axis, keepdims=True)
         # END SOLUTION a3
