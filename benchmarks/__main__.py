@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for BLAS, minitransformer's kernels and PyTorch "
                              "(default: NumPy's BLAS default)")
-    parser.add_argument("--kernels", choices=("compiled", "numpy"), default=None,
-                        help="minitransformer's CPU kernels: compiled by numba (the default) or "
-                             "the NumPy reference code")
+    parser.add_argument("--kernels", choices=("fast", "reference"), default=None,
+                        help="minitransformer's kernels: the fast layer (numba-compiled, the default) or "
+                             "the reference ops alone")
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON and plots (default: benchmarks/results/<machine>)")

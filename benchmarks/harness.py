@@ -106,14 +106,15 @@ def import_torch(threads: int | None = None):
 
 
 def kernel_info() -> str:
-    """Which CPU kernels minitransformer's ops run: compiled by numba (with its version) or NumPy."""
+    """Which CPU kernels minitransformer's ops run: the fast layer compiled by numba (with its version), or the reference ops."""
+    import minitransformer as mt
     from minitransformer import kernels
 
-    if kernels.get_kernels() == "compiled" and kernels.compiled_available():
+    if mt.get_kernels() == "fast" and kernels.compiled_available():
         import numba
 
         return f"compiled (numba {numba.__version__})"
-    return "numpy"
+    return "reference"
 
 
 def machine_info(torch=None) -> dict:

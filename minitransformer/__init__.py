@@ -20,10 +20,12 @@ from .tensor import Tensor, arange, ones, rand, randn, tensor, zeros  # isort: s
 from .autograd import Function, detect_anomaly, is_grad_enabled, no_grad
 from .backend import cupy_available, manual_seed
 from .gradcheck import GradcheckError, gradcheck
-from .kernels import get_kernels, set_kernels
+from .dispatch import get_kernels, set_kernels
 from .ops.elementwise import maximum, where
 from .ops.shape import concat, split, stack
 from .parallel import get_num_threads, keep_freed_memory, set_num_threads
+
+from . import fast  # noqa: E402,F401  (registers the fast implementations; nothing below imports it)
 
 keep_freed_memory()
 

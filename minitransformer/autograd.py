@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 
+from . import dispatch
 from .backend import array_module, device_of, is_array, to_device
 from .parallel import binary_ufunc
 from .tensor import Tensor, describe
@@ -86,7 +87,6 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params) -> Tensor:
-        fn = cls()
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(
@@ -96,6 +96,8 @@ class Function:
         arrays = [t.data for t in inputs]
         if len(arrays) > 1:
             _check_same_device(cls.__name__, inputs)
+        # the one place where a fast implementation (minitransformer/dispatch.py) may stand in
+        fn = (dispatch.implementation_for(cls, arrays, params) or cls)()
         requires_grad = _grad_enabled and any(t.requires_grad for t in inputs)
         if requires_grad:
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)

@@ -20,53 +20,25 @@ one block of rows, compiled to machine code by numba the first time they are cal
 Every op keeps its NumPy code: that is the reference, the path for float64 (gradcheck), for
 CuPy arrays and for machines without numba, and what the course assignments ask students to
 write. ``use_compiled(*arrays)`` says which path an op takes: compiled kernels for float32
-NumPy arrays, when numba can be imported and they are switched on (the default; switch with
-``set_kernels("numpy")`` or ``MINITRANSFORMER_KERNELS=numpy``).
+NumPy arrays, when numba can be imported and the fast layer is switched on (the default; switch with
+``set_kernels("reference")`` or ``MINITRANSFORMER_KERNELS=reference``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 
 import numpy as np
 
+from . import dispatch
 from .backend import ERF_FLOAT32_CLAMP, ERF_FLOAT32_COEFFICIENTS
 
-KERNEL_CHOICES = ("compiled", "numpy")
-
-_choice: str | None = None  # "compiled" or "numpy"; read from the environment on first use
 _numba = None  # the numba module once imported, False when it cannot be
 _compiled: dict = {}  # Python kernel -> its compiled version
 _helpers: list[str] = []  # names of the functions kernels call (``helper``)
 _compile_lock = threading.Lock()
 SUMS, FMA = frozenset({"reassoc"}), frozenset({"contract"})  # see ``kernel``
-
-
-def _default_choice() -> str:
-    setting = os.environ.get("MINITRANSFORMER_KERNELS", "compiled").strip() or "compiled"
-    if setting not in KERNEL_CHOICES:
-        raise ValueError(
-            f"MINITRANSFORMER_KERNELS is {setting!r}; expected one of {', '.join(KERNEL_CHOICES)}"
-        )
-    return setting
-
-
-def get_kernels() -> str:
-    """Which CPU kernels ops use: "compiled" (numba, when it can be imported) or "numpy"."""
-    global _choice
-    if _choice is None:
-        _choice = _default_choice()
-    return _choice
-
-
-def set_kernels(choice: str) -> None:
-    """Use the compiled kernels ("compiled") or the NumPy reference code ("numpy")."""
-    global _choice
-    if choice not in KERNEL_CHOICES:
-        raise ValueError(f"set_kernels: expected one of {', '.join(KERNEL_CHOICES)}, got {choice!r}")
-    _choice = choice
 
 
 def compiled_available() -> bool:
@@ -83,8 +55,8 @@ def compiled_available() -> bool:
 
 def use_compiled(*arrays) -> bool:
     """True when an op on these arrays should run the compiled kernels: all are float32 NumPy
-    arrays (None entries are skipped), kernels are "compiled" and numba is there."""
-    return (get_kernels() == "compiled"
+    arrays (None entries are skipped), the fast layer is on and numba is there."""
+    return (dispatch.get_kernels() == "fast"
             and all(a is None or (type(a) is np.ndarray and a.dtype == np.float32) for a in arrays)
             and compiled_available())
 
@@ -105,7 +77,7 @@ def _compile_helpers() -> None:
 def _compile(python_function, reorder: frozenset):
     if not compiled_available():
         raise RuntimeError(f"{python_function.__name__}: compiled kernels need numba, "
-                           "which cannot be imported; install it or set_kernels('numpy')")
+                           "which cannot be imported; install it or set_kernels('reference')")
     _compile_helpers()
     compiled = _numba.njit(nogil=True, cache=True, error_model="numpy",
                            fastmath=set(reorder) or False)(python_function)

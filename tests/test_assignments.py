@@ -141,6 +141,7 @@ def test_the_full_solution_scores_full_marks(assignment_id):
 def test_a_released_copy_fails_exactly_the_assignments_tests(assignment_id, tmp_path):
     copy = tmp_path / "student"
     removed = release(assignment_id, copy)
+    assert not [f for f in get(assignment_id).fast_files if (copy / f).exists()]  # its ops run as written
     assert {r.path for r in removed} == set(get(assignment_id).files)
     assert not [r for r in markers.regions_in_tree(copy) if not r.path.startswith(TOOLING)]
     assert not (copy / "tests" / "hidden").exists() and (copy / "STUDENT_README.md").is_file()

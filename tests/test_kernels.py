@@ -1,7 +1,7 @@
 """kernels.py: the compiled CPU kernels against the NumPy code they replace.
 
 Every op keeps its NumPy code as the reference (gradchecked in float64 elsewhere). Here each op
-runs on the same float32 inputs twice, with ``set_kernels("numpy")`` and ``"compiled"``: Adam
+runs on the same float32 inputs twice, with ``set_kernels("reference")`` and ``"fast"``: Adam
 must agree bitwise, since it makes the same float32 operations in the same order, and the
 embedding's scatter-add must equal ``np.add.at``; GELU (its own exp), layer norm, the
 attention softmax, softmax, log-softmax and cross-entropy (sums in another order) agree to
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer import backend, kernels, optim, parallel
+from minitransformer import backend, dispatch, kernels, optim, parallel
 from minitransformer.ops import attention
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
@@ -43,14 +43,14 @@ def blocks(request, monkeypatch):
 
 def _both(run):
     """run() with the NumPy reference code, then with the compiled kernels."""
-    previous = kernels.get_kernels()
+    previous = mt.get_kernels()
     try:
-        kernels.set_kernels("numpy")
+        mt.set_kernels("reference")
         reference = run()
-        kernels.set_kernels("compiled")
+        mt.set_kernels("fast")
         compiled = run()
     finally:
-        kernels.set_kernels(previous)
+        mt.set_kernels(previous)
     return reference, compiled
 
 
@@ -92,7 +92,7 @@ def test_gelu_compiled_is_as_accurate_as_the_numpy_code():
     exact_cdf = 0.5 * (1 + erf(x.astype(np.float64) / np.sqrt(2)))
     exact = x * exact_cdf
     exact_grad = exact_cdf + x * np.exp(-(x.astype(np.float64) ** 2) / 2) / np.sqrt(2 * np.pi)
-    for choice, (out, grad) in zip(("numpy", "compiled"), _both(lambda: _forward_backward(
+    for choice, (out, grad) in zip(("reference", "fast"), _both(lambda: _forward_backward(
             F.gelu, x, grad_seed=None))):
         # erf's approximation is within 1.8e-7 of erf, so Phi within ~1e-7 and x Phi within
         # ~1e-7 |x|; the float32 products and exp add a few ulp
@@ -296,15 +296,15 @@ def test_first_calls_from_several_threads_compile_once(monkeypatch):
 
 
 def test_use_compiled_only_for_float32_numpy_arrays():
-    previous = kernels.get_kernels()
+    previous = mt.get_kernels()
     try:
-        kernels.set_kernels("compiled")
+        mt.set_kernels("fast")
         assert kernels.use_compiled(np.zeros(3, np.float32), None)
         assert not kernels.use_compiled(np.zeros(3, np.float64))  # gradcheck takes the NumPy code
-        kernels.set_kernels("numpy")
+        mt.set_kernels("reference")
         assert not kernels.use_compiled(np.zeros(3, np.float32))
     finally:
-        kernels.set_kernels(previous)
+        mt.set_kernels(previous)
 
 
 def test_without_numba_every_op_takes_the_numpy_code(monkeypatch):
@@ -319,10 +319,10 @@ def test_without_numba_every_op_takes_the_numpy_code(monkeypatch):
 
 
 def test_kernel_choice_is_validated(monkeypatch):
-    with pytest.raises(ValueError, match=r"set_kernels: expected one of compiled, numpy, got 'fast'"):
-        kernels.set_kernels("fast")
+    with pytest.raises(ValueError, match=r"set_kernels: expected one of fast, reference, got 'numpy'"):
+        mt.set_kernels("numpy")
     monkeypatch.setenv("MINITRANSFORMER_KERNELS", "c")
-    with pytest.raises(ValueError, match=r"MINITRANSFORMER_KERNELS is 'c'; expected one of compiled, numpy"):
-        kernels._default_choice()
-    monkeypatch.setenv("MINITRANSFORMER_KERNELS", "numpy")
-    assert kernels._default_choice() == "numpy"
+    with pytest.raises(ValueError, match=r"MINITRANSFORMER_KERNELS is 'c'; expected one of fast, reference"):
+        dispatch._default_choice()
+    monkeypatch.setenv("MINITRANSFORMER_KERNELS", "reference")
+    assert dispatch._default_choice() == "reference"

@@ -12,6 +12,7 @@ instead of the compiled kernels (``kernels.py``): the difference is what compili
 
 from __future__ import annotations
 
+import minitransformer as mt
 from minitransformer import kernels
 
 from ..harness import (gpt_step_flops, linear_products, matmul_peak, print_table, square_matmul,
@@ -21,13 +22,13 @@ from ..training import LARGE, SMALL, StepConfig, minitransformer_step, torch_ste
 
 
 def with_numpy_kernels(step):
-    """``step`` run with minitransformer's NumPy reference code instead of compiled kernels."""
+    """``step`` run with the reference ops only (set_kernels("reference")), not the fast layer."""
     def run():
-        kernels.set_kernels("numpy")
+        mt.set_kernels("reference")
         try:
             return step()
         finally:
-            kernels.set_kernels("compiled")
+            mt.set_kernels("fast")
     return run
 
 
@@ -44,7 +45,7 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
     PyTorch's (``harness.linear_products``)."""
     ours, model = minitransformer_step(config)
     candidates = {"minitransformer": ours}
-    if numpy_kernels and kernels.get_kernels() == "compiled" and kernels.compiled_available():
+    if numpy_kernels and mt.get_kernels() == "fast" and kernels.compiled_available():
         candidates["numpy_kernels"] = with_numpy_kernels(minitransformer_step(config)[0])
     if torch is not None:
         candidates["torch"] = torch_step(config, torch)[0]

@@ -43,6 +43,9 @@ class Assignment:
     tests: tuple[Tests, ...]
     uses: tuple[str, ...] = field(default=())  # assignments whose code these tests also run
     file_lessons: tuple[tuple[str, str], ...] = field(default=())  # (file, lesson number) where they differ
+    # the fast layer's modules that implement ops the student writes: left out of the student
+    # copy, so that the student's reference code is what runs and is graded
+    fast_files: tuple[str, ...] = field(default=())
 
     def weight_of(self, nodeid: str) -> float | None:
         """The test's weight in this assignment, or None if the test is not part of it."""
@@ -142,6 +145,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         uses=("a1", "a2"),
         file_lessons=(("minitransformer/ops/softmax.py", "06"), ("minitransformer/ops/loss.py", "06"),
                       ("minitransformer/ops/normalization.py", "11")),
+        fast_files=("minitransformer/fast/cpu/softmax.py", "minitransformer/fast/cpu/normalization.py"),
     ),
     Assignment(
         id="a4",

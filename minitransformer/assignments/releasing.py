@@ -3,7 +3,8 @@
 The copy is the project (package, tests, lessons, pyproject.toml, README) with that
 assignment's solution regions replaced by ``raise NotImplementedError(...)``, every other
 assignment's solutions kept (only their marker lines go), hidden tests and instructor files
-left out, and a STUDENT_README.md that says what to write, where, and how it is graded.
+left out, the fast layer's implementations of the ops the student writes left out too (so
+their code is what runs), and a STUDENT_README.md that says what to write, where, and how it is graded.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def release(assignment_id: str, out: str | Path, root: Path | None = None) -> li
             shutil.copytree(source, out / name, ignore=JUNK, dirs_exist_ok=True)
         elif source.is_file():
             shutil.copy2(source, out / name)
-    for name in NOT_RELEASED:
+    for name in (*NOT_RELEASED, *assignment.fast_files):
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)

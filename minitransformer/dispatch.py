@@ -1,0 +1,112 @@
+"""Choosing between an op's reference code and a faster implementation of it.
+
+Every op in ``ops/`` is written once, as its math. A faster implementation (compiled, threaded,
+or for a GPU) lives in the fast layer (``minitransformer/fast/``) and *registers* itself here
+for the op and the conditions it handles: the device of the op's arrays, their float dtypes,
+and any other test (``when``, e.g. "over the last axis"). ``Function.apply`` asks
+``implementation_for`` once per call; with no registration that handles the call, or with
+``set_kernels("reference")``, the reference runs. Nothing in the stack imports the fast layer:
+the package ``__init__`` loads it, and its modules call ``register``.
+
+A registered implementation of a ``Function`` is a subclass of it that overrides both
+``forward`` and ``backward``, so what it saves for backward is its own business. Each
+registration has a parity test against its reference (tests/fast/test_parity.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .backend import device_of, is_array
+
+KERNEL_CHOICES = ("fast", "reference")
+
+_choice: str | None = None  # read from MINITRANSFORMER_KERNELS on first use
+
+
+def _default_choice() -> str:
+    setting = os.environ.get("MINITRANSFORMER_KERNELS", "fast").strip() or "fast"
+    if setting not in KERNEL_CHOICES:
+        raise ValueError(
+            f"MINITRANSFORMER_KERNELS is {setting!r}; expected one of {', '.join(KERNEL_CHOICES)}"
+        )
+    return setting
+
+
+def get_kernels() -> str:
+    """"fast" (registered implementations where they apply) or "reference" (the ops' own code)."""
+    global _choice
+    if _choice is None:
+        _choice = _default_choice()
+    return _choice
+
+
+def set_kernels(choice: str) -> None:
+    """Run the fast layer's implementations ("fast") or only the reference ops ("reference")."""
+    global _choice
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"set_kernels: expected one of {', '.join(KERNEL_CHOICES)}, got {choice!r}")
+    _choice = choice
+
+
+@dataclass(frozen=True)
+class Registration:
+    """``implementation`` stands in for ``reference`` on calls it handles."""
+
+    name: str  # e.g. "cpu.layer_norm": what parity tests and error messages call it
+    reference: object  # a Function subclass
+    implementation: object
+    device: str  # "cpu" or "cuda": every array input must be there
+    dtypes: tuple  # every floating-point array input must have one of these dtypes
+    when: Callable | None  # when(*arrays, **params) -> bool, a further condition
+    available: Callable | None  # available() -> bool: can it run here (numba importable...)
+
+    def handles(self, arrays, params) -> bool:
+        for a in arrays:
+            if a is None:
+                continue
+            if not is_array(a) or device_of(a) != self.device:
+                return False
+            if self.device == "cpu" and type(a) is not np.ndarray:  # no subclasses (memmap...)
+                return False
+            if a.dtype.kind == "f" and a.dtype not in self.dtypes:
+                return False
+        if self.when is not None and not self.when(*arrays, **params):
+            return False
+        return self.available is None or self.available()
+
+
+_registry: dict[object, list[Registration]] = {}
+
+
+def register(reference, name: str, *, device: str = "cpu", dtypes=(np.float32,),
+             when: Callable | None = None, available: Callable | None = None):
+    """Decorator: the decorated implementation replaces ``reference`` on the calls it handles."""
+    def decorate(implementation):
+        entry = Registration(name, reference, implementation, device,
+                             tuple(np.dtype(d) for d in dtypes), when, available)
+        if any(r.name == name for r in registrations()):
+            raise ValueError(f"register: a fast implementation named {name!r} is registered already")
+        _registry.setdefault(reference, []).append(entry)
+        return implementation
+    return decorate
+
+
+def implementation_for(reference, arrays, params):
+    """The first registered implementation that handles this call, or None (the reference)."""
+    candidates = _registry.get(reference)
+    if not candidates or get_kernels() != "fast":
+        return None
+    for entry in candidates:
+        if entry.handles(arrays, params):
+            return entry.implementation
+    return None
+
+
+def registrations() -> list[Registration]:
+    """Every registration, in the order they were made."""
+    return [entry for entries in _registry.values() for entry in entries]
