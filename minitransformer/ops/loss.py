@@ -27,7 +27,7 @@ class CrossEntropy(Function):
         num_classes = logits.shape[-1]
         rows = logits.reshape(-1, num_classes)  # (N, C)
         targets = targets.reshape(-1)  # (N,)
-        log_probs = stable_log_softmax(rows, axis=1)  # log softmax(z_n), (N, C)
+        log_probs = self.log_softmax_rows(rows)  # log softmax(z_n), (N, C)
         counted = targets != ignore_index
         safe_targets = xp.where(counted, targets, 0)
         row_index = xp.arange(rows.shape[0])
@@ -39,6 +39,10 @@ class CrossEntropy(Function):
             return losses.reshape(logits.shape[:-1])
         total = losses.sum()
         return total / self.count if reduction == "mean" else total
+
+    @staticmethod
+    def log_softmax_rows(rows):  # the one step a fast implementation replaces
+        return stable_log_softmax(rows, axis=1)
 
     def backward(self, grad):
         # BEGIN SOLUTION a3

@@ -66,19 +66,9 @@ class CompiledLogSoftmax(LogSoftmax):
 
 @register(CrossEntropy, "cpu.cross_entropy", when=not_empty, available=kernels.compiled_available)
 class CompiledCrossEntropy(CrossEntropy):
-    """The reference's forward and backward with its log-softmax compiled; the backward's
-    exp(log_probs) stays NumPy, one pass."""
+    """The reference's forward and backward, with its log-softmax over rows compiled (the
+    backward's exp(log_probs) stays NumPy: one pass)."""
 
-    def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
-        rows = logits.reshape(-1, logits.shape[-1])  # (N, C)
-        log_probs = over_rows(kernels.softmax_last_axis, [rows], True)
-        counted = targets.reshape(-1) != ignore_index
-        safe_targets = np.where(counted, targets.reshape(-1), 0)
-        losses = -log_probs[np.arange(rows.shape[0]), safe_targets] * counted  # (N,)
-        self.save_for_backward(log_probs, safe_targets, counted)
-        self.reduction, self.logits_shape = reduction, logits.shape
-        self.count = max(int(counted.sum()), 1)
-        if reduction == "none":
-            return losses.reshape(logits.shape[:-1])
-        total = losses.sum()
-        return total / self.count if reduction == "mean" else total
+    @staticmethod
+    def log_softmax_rows(rows):
+        return over_rows(kernels.softmax_last_axis, [rows], True)
