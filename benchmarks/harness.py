@@ -108,7 +108,7 @@ def import_torch(threads: int | None = None):
 def kernel_info() -> str:
     """Which CPU kernels minitransformer's ops run: the fast layer compiled by numba (with its version), or the reference ops."""
     import minitransformer as mt
-    from minitransformer import kernels
+    from minitransformer.fast.cpu import kernels
 
     if mt.get_kernels() == "fast" and kernels.compiled_available():
         import numba

@@ -9,7 +9,7 @@ two moments, the activations saved for backward and the temporaries. Both NumPy 
 get large arrays from malloc; the subprocess sets MALLOC_MMAP_THRESHOLD_=65536, so every
 block over 64 KiB is its own mmap, returned to the system when freed, and the RSS follows the
 live bytes instead of what the allocator keeps for later. minitransformer itself asks glibc to
-keep freed blocks for reuse (``minitransformer.parallel.keep_freed_memory``), which overrides
+keep freed blocks for reuse (``minitransformer.keep_freed_memory``), which overrides
 that for its own run, so its number includes the freed memory it holds on to. On Linux the high-water mark is reset
 after the imports (/proc/self/clear_refs), so importing PyTorch's libraries does not hide it.
 

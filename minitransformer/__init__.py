@@ -10,7 +10,7 @@ import os
 import sys
 
 # before NumPy loads OpenBLAS: idle BLAS threads spin ~1 ms (2^22 cycles), not ~100 ms, so
-# they leave the cores to our elementwise threads (see minitransformer/parallel.py). Once
+# they leave the cores to our elementwise threads (see minitransformer/fast/cpu/parallel.py). Once
 # NumPy is loaded the variable is read already; don't leave it for child processes then.
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
@@ -23,9 +23,8 @@ from .gradcheck import GradcheckError, gradcheck
 from .dispatch import get_kernels, set_kernels
 from .ops.elementwise import maximum, where
 from .ops.shape import concat, split, stack
-from .parallel import get_num_threads, keep_freed_memory, set_num_threads
-
-from . import fast  # noqa: E402,F401  (registers the fast implementations; nothing below imports it)
+from . import fast  # noqa: E402,F401  (registers the fast implementations; nothing in the stack imports it)
+from .fast.cpu.parallel import get_num_threads, keep_freed_memory, set_num_threads
 
 keep_freed_memory()
 

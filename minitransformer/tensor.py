@@ -15,15 +15,7 @@ import operator
 import numpy as np
 
 from . import backend
-from .backend import DEFAULT_DTYPE, array_module, is_array
-
-
-def describe(x) -> str:
-    """'shape (2, 3) float32': how error messages name an array or tensor."""
-    data = x.data if isinstance(x, Tensor) else x
-    if is_array(data):
-        return f"shape {tuple(data.shape)} {data.dtype}"
-    return f"{type(data).__name__} {data!r}"
+from .backend import DEFAULT_DTYPE, array_module, describe, is_array  # noqa: F401 (describe: re-exported)
 
 
 class Tensor:

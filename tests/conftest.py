@@ -1,13 +1,14 @@
 """Shared test setup: the hypothesis profiles and the backend fixture.
 
-Profiles: "ci" (derandomized, no deadline) is chosen automatically when the CI environment
-variable is set, so CI runs are reproducible; "dev" (the default) draws fresh examples each run.
-Pick one by hand with HYPOTHESIS_PROFILE=ci|dev|thorough.
+Profiles: "ci" (derandomized, no deadline) is the default, so every run of the suite, in CI
+or not, tries the same examples; "dev" draws fresh examples each run and "thorough" ten times
+as many: pick one with HYPOTHESIS_PROFILE=ci|dev|thorough.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
 settings.register_profile("ci", derandomize=True, max_examples=40, print_blob=True, **_common)
 settings.register_profile("dev", max_examples=40, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
 
@@ -44,3 +45,25 @@ def xp(request):
 def _seeded():
     """Every test starts from the same framework RNG state."""
     mt.manual_seed(0)
+
+
+TESTS = Path(__file__).resolve().parent
+# the property and formula tests check the ops as written (ops/, optim/, the engine): they run
+# the reference code alone; tests/fast proves the fast layer equal to it, and the rest (models,
+# the CLI, the PyTorch cross-checks) run what users run, the fast layer included
+REFERENCE_ONLY = ("formulas", "ops", "optim", "test_autograd.py", "test_tensor.py",
+                  "test_functional_losses.py", "test_gradcheck.py")
+
+
+@pytest.fixture(autouse=True)
+def _reference_ops_for_property_tests(request):
+    relative = Path(str(request.node.path)).resolve().relative_to(TESTS)
+    if relative.parts[0] not in REFERENCE_ONLY:
+        yield
+        return
+    previous = mt.get_kernels()
+    mt.set_kernels("reference")
+    try:
+        yield
+    finally:
+        mt.set_kernels(previous)

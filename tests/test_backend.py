@@ -66,27 +66,12 @@ def test_scatter_add_of_rows_matches_add_at(ids, width):
         np.add.at(expected, np.asarray(ids), values)
         target = start.copy()
         backend.scatter_add(target, np.asarray(ids), values)
-        np.testing.assert_allclose(target, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(target, expected)
 
 
 def test_erf_matches_math(xp):
     x = np.linspace(-3, 3, 13)
     np.testing.assert_allclose(backend.to_numpy(backend.erf(xp.asarray(x))), [math.erf(v) for v in x], rtol=1e-12)
-
-
-def test_erf_float32_is_within_a_few_ulp_of_the_exact_value():
-    """float32 takes the fast path, tanh(x P(x^2)); float64 SciPy's erf stays the reference."""
-    from scipy.special import erf as scipy_erf
-
-    magnitudes = np.logspace(-38, 1.5, 100_000)
-    x = np.concatenate([np.linspace(-10, 10, 400_001), magnitudes, -magnitudes]).astype(np.float32)
-    exact = scipy_erf(x.astype(np.float64))
-    got = backend.erf(x)
-    assert got.dtype == np.float32
-    ulps = np.abs(got - exact) / np.spacing(np.abs(exact).astype(np.float32))
-    assert ulps.max() <= 4 and ulps.mean() <= 0.5
-    special = backend.erf(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 5.0], dtype=np.float32))
-    np.testing.assert_array_equal(special, [1, -1, np.nan, 0, -0.0, 1])
 
 
 PARITY_CASES = {
@@ -119,14 +104,3 @@ def test_cpu_and_gpu_agree(name):
         results.append([out.numpy()] + [backend.to_numpy(t.grad) for t in inputs])
     for cpu, gpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-12)
-
-
-def test_row_sums_are_sums_over_the_last_axis():
-    x = np.random.default_rng(0).standard_normal((3, 4, 50))
-    np.testing.assert_allclose(backend.row_sums(x), x.sum(axis=-1), rtol=1e-12)
-    assert backend.row_sums(x.astype(np.float32)).dtype == np.float32
-
-
-def test_column_sums_are_sums_over_rows():
-    x = np.random.default_rng(0).standard_normal((70, 9))
-    np.testing.assert_allclose(backend.column_sums(x), x.sum(axis=0), rtol=1e-12)

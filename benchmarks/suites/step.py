@@ -7,13 +7,13 @@ the fp32 matmul peak measured in the same run, peak memory (``benchmarks.memory`
 ratios ours / PyTorch. The fraction of the peak uses the matmul peak timed in the same rounds
 (``measure_config``); the peaks measured before and after the suite are recorded too. A third
 candidate runs minitransformer with its NumPy reference code
-instead of the compiled kernels (``kernels.py``): the difference is what compiling buys.
+instead of the fast layer (``minitransformer/fast/``): the difference is what compiling buys.
 """
 
 from __future__ import annotations
 
 import minitransformer as mt
-from minitransformer import kernels
+from minitransformer.fast.cpu import kernels
 
 from ..harness import (gpt_step_flops, linear_products, matmul_peak, print_table, square_matmul,
                        time_alternating)

@@ -95,6 +95,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         lessons=("03",),
         files=("minitransformer/autograd.py", "minitransformer/ops/elementwise.py",
                "minitransformer/ops/reduce.py", "minitransformer/ops/matmul.py"),
+        fast_files=("minitransformer/fast/cpu/elementwise.py", "minitransformer/fast/cpu/matmul.py"),
         points=20,
         tests=_tests(
             "tests/test_autograd.py::test_unbroadcast_sums_each_copy_back",
@@ -152,6 +153,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         title="Scaled dot-product attention (forward and backward) and multi-head attention",
         lessons=("09", "10"),
         files=("minitransformer/ops/attention.py", "minitransformer/nn/gpt.py"),
+        fast_files=("minitransformer/fast/cpu/attention.py",),
         points=20,
         tests=_tests(
             "tests/ops/test_attention.py::test_attention_matches_numpy",
@@ -177,6 +179,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         lessons=("07",),
         files=("minitransformer/optim/sgd.py", "minitransformer/optim/adam.py",
                "minitransformer/optim/schedule.py"),
+        fast_files=("minitransformer/fast/cpu/adam.py",),
         points=20,
         tests=_tests(
             "tests/optim/test_sgd.py::test_matches_the_transcription_step_by_step",

@@ -9,8 +9,8 @@ padding is hidden. Module attribute names are those of Hugging Face's ``BertMode
 ``state_dict()`` keys equal a BERT checkpoint's (``encoder.layer.0.attention.self.query.weight``)
 and pretrained weights such as all-MiniLM-L6-v2 load without renaming.
 
-    model = BertModel.from_pretrained("path/to/all-MiniLM-L6-v2")   # config.json + model.safetensors
-    hidden = model(input_ids, attention_mask)                       # (B, T, C)
+    model = pretrained.load_bert("path/to/all-MiniLM-L6-v2")  # config.json, model.safetensors
+    hidden = model(input_ids, attention_mask)                          # (B, T, C)
     embeddings = model.sentence_embeddings(input_ids, attention_mask)  # (B, C), unit length
 """
 
@@ -25,8 +25,6 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..ops.elementwise import maximum
-from ..safetensors import load_file
 from ..tensor import Tensor, describe
 from .layers import Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList, new_parameter
@@ -228,7 +226,7 @@ def mean_pool(hidden: Tensor, attention_mask) -> Tensor:
 def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
     """x / max(||x||_2, eps) along the last axis: unit vectors, so a dot product is a cosine."""
     norms = ((x * x).sum(axis=-1, keepdims=True)).sqrt()  # (B, 1)
-    return x / maximum(norms, eps)
+    return x / F.maximum(norms, eps)
 
 
 class BertModel(Module):
@@ -288,55 +286,13 @@ class BertModel(Module):
             attention_mask = np.ones(hidden.shape[:2], dtype=np.int64)
         return l2_normalize(mean_pool(hidden, attention_mask))
 
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike,
-                        add_pooling_layer: bool | None = None) -> BertModel:
-        """A model from ``config.json`` and ``model.safetensors`` in ``directory``, in eval mode.
-
-        ``add_pooling_layer``: None keeps the pooler when the checkpoint has one.
-        """
-        config, state = read_checkpoint(directory)
-        if add_pooling_layer is None:
-            add_pooling_layer = any(name.startswith("pooler.") for name in state)
-        model = cls(config, add_pooling_layer=add_pooling_layer)
-        model.load_checkpoint_state(state)
-        return model.eval()
-
     def load_checkpoint_state(self, state: dict) -> None:
-        """Load renamed checkpoint tensors (see ``checkpoint_state``), strictly: every missing,
+        """Load renamed checkpoint tensors (see ``pretrained.checkpoint_state``), strictly: every missing,
         unexpected or mis-shaped key is reported. A model without a pooler skips the
         checkpoint's pooler weights."""
         if self.pooler is None:
             state = {name: value for name, value in state.items() if not name.startswith("pooler.")}
         self.load_state_dict(state, strict=True)
-
-
-def read_checkpoint(directory: str | os.PathLike) -> tuple[BertConfig, dict]:
-    """The config and the tensors (renamed by ``checkpoint_state``, memory-mapped) of a folder
-    holding a Hugging Face BERT's config.json and model.safetensors."""
-    directory = Path(directory)
-    config = BertConfig.from_json(directory / "config.json")
-    return config, checkpoint_state(load_file(directory / "model.safetensors"))
-
-
-def checkpoint_state(tensors: dict) -> dict:
-    """A Hugging Face BERT checkpoint's tensors renamed to ``BertModel``'s keys.
-
-    Checkpoints of models with a task head prefix the encoder with ``bert.``: then only those
-    keys are kept (the head belongs to another model). ``embeddings.position_ids`` (the
-    constant 0..511, a buffer, not a weight) is dropped; TensorFlow-era ``LayerNorm.gamma`` and
-    ``LayerNorm.beta`` become ``weight`` and ``bias``.
-    """
-    if any(name.startswith("bert.") for name in tensors):
-        tensors = {name[len("bert."):]: value for name, value in tensors.items() if name.startswith("bert.")}
-    state = {}
-    for name, value in tensors.items():
-        if name == "embeddings.position_ids":
-            continue
-        if name.endswith("LayerNorm.gamma") or name.endswith("LayerNorm.beta"):
-            name = name.rsplit(".", 1)[0] + (".weight" if name.endswith("gamma") else ".bias")
-        state[name] = value
-    return state
 
 
 class BertForSequenceClassification(Module):
@@ -375,12 +331,3 @@ class BertForSequenceClassification(Module):
         labels = labels if backend.is_array(labels) else np.asarray(labels)
         labels = backend.to_device(labels, logits.device)
         return logits, F.cross_entropy(logits, labels)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, num_labels: int = 2,
-                        pooling: str = "mean") -> BertForSequenceClassification:
-        """The pretrained encoder of ``directory`` with a fresh head, in training mode."""
-        config, state = read_checkpoint(directory)
-        model = cls(config, num_labels, pooling)
-        model.bert.load_checkpoint_state(state)
-        return model.train()

@@ -7,7 +7,6 @@ import math
 
 from .. import functional as F
 from ..backend import array_module
-from ..ops.shape import stack
 from ..tensor import Tensor, describe
 from .module import Module, new_parameter
 
@@ -88,4 +87,4 @@ class RNN(Module):
         for t in range(x.shape[1]):
             h = self.cell(x[:, t, :], h)
             states.append(h)
-        return stack(states, axis=1), h
+        return F.stack(states, axis=1), h

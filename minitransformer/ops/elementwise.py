@@ -7,10 +7,8 @@ import math
 import numbers
 import operator
 
-from .. import kernels
 from ..autograd import Function
 from ..backend import array_module, erf
-from ..parallel import parallel_rows
 from ..tensor import Tensor, describe, lift
 from .validate import check_float
 
@@ -248,63 +246,27 @@ class GELU(Function):
             dz/da = (1 + t)/2 + a/2 * (1 - t^2) * sqrt(2/pi) (1 + 3 * 0.044715 a^2),  t = tanh(u)
     The exact form keeps Phi(a) for backward: erf costs more than all the rest together, and
     computing it again (as PyTorch does, to save memory) makes a small GPT's step ~7% slower.
+    Fast version: fast/cpu/elementwise.py.
     """
 
     def forward(self, a, approximate="none"):
-        xp = array_module(a)
         self.approximate = approximate
         if approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
+            t = array_module(a).tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
             self.save_for_backward(a, t)
             return 0.5 * a * (1 + t)
-        a = xp.ascontiguousarray(a)
-        flat_a = a.reshape(-1)
-        cdf, out = xp.empty_like(flat_a), xp.empty_like(flat_a)
-
-        def kernel(rows):  # Phi(a) = (1 + erf(a / sqrt 2)) / 2, then z = a Phi(a), in place
-            block_cdf = cdf[rows]
-            xp.multiply(flat_a[rows], 1 / _SQRT_2, out=block_cdf)
-            erf(block_cdf, out=block_cdf)
-            block_cdf += 1
-            block_cdf *= 0.5
-            xp.multiply(flat_a[rows], block_cdf, out=out[rows])
-
-        if kernels.use_compiled(a):  # the same in three passes (kernels.py)
-            def kernel(rows):
-                kernels.gelu_forward(flat_a[rows], cdf[rows], out[rows])
-
-        parallel_rows(kernel, flat_a.size, 1, xp)
-        self.save_for_backward(a, cdf.reshape(a.shape))
-        return out.reshape(a.shape)
+        cdf = 0.5 * (1 + erf(a / _SQRT_2))  # Phi(a)
+        self.save_for_backward(a, cdf)
+        return a * cdf
 
     def backward(self, grad):
         # BEGIN SOLUTION a2
         a, saved = self.saved
-        xp = array_module(a)
         if self.approximate == "tanh":
-            t = saved
-            du_da = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+            t, du_da = saved, _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du_da)
-        flat_a, flat_cdf = a.reshape(-1), saved.reshape(-1)
-        flat_grad = xp.ascontiguousarray(grad).reshape(-1)
-        grad_a = xp.empty_like(flat_a)
-
-        def kernel(rows):  # grad * (Phi(a) + a phi(a)), in place in one buffer
-            x, g = flat_a[rows], grad_a[rows]
-            xp.multiply(x, x, out=g)
-            g *= -0.5
-            xp.exp(g, out=g)
-            g *= _INV_SQRT_2PI
-            g *= x  # a phi(a)
-            g += flat_cdf[rows]
-            g *= flat_grad[rows]
-
-        if kernels.use_compiled(flat_a, flat_grad):  # the same in three passes (kernels.py)
-            def kernel(rows):
-                kernels.gelu_backward(flat_a[rows], flat_cdf[rows], flat_grad[rows], grad_a[rows])
-
-        parallel_rows(kernel, flat_a.size, 1, xp)
-        return grad_a.reshape(a.shape)
+        # Phi(a) + a phi(a), with phi(a) = exp(-a^2 / 2) / sqrt(2 pi)
+        return grad * (saved + a * array_module(a).exp(-0.5 * a * a) * _INV_SQRT_2PI)
         # END SOLUTION a2
 
 

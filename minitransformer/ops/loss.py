@@ -24,9 +24,7 @@ class CrossEntropy(Function):
 
     def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
         xp = array_module(logits)
-        num_classes = logits.shape[-1]
-        rows = logits.reshape(-1, num_classes)  # (N, C)
-        targets = targets.reshape(-1)  # (N,)
+        rows, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)  # (N, C), (N,)
         log_probs = self.log_softmax_rows(rows)  # log softmax(z_n), (N, C)
         counted = targets != ignore_index
         safe_targets = xp.where(counted, targets, 0)

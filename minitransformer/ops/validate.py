@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import describe
+from ..backend import describe
 
 
 def normalize_axes(op: str, axis, ndim: int) -> tuple[int, ...]:

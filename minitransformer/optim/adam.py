@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import math
 
-from .. import kernels
 from ..backend import array_module
-from ..parallel import parallel_rows
+from ..dispatch import dispatchable
 from .optimizer import Optimizer
+
+
+@dispatchable
+def adam_update(theta, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
+                decoupled, step) -> None:
+    """One Adam step at step number ``step`` (from 1) for one parameter: theta, exp_avg (m) and
+    exp_avg_sq (v) are updated in place. Fast version: fast/cpu/adam.py (bitwise the same)."""
+    # BEGIN SOLUTION a5
+    if weight_decay and decoupled:
+        theta *= 1 - lr * weight_decay  # AdamW: shrink the weights directly
+    elif weight_decay:
+        grad = grad + weight_decay * theta  # Adam: an L2 penalty through the gradient
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * grad  # m_t = beta1 m_{t-1} + (1 - beta1) g
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad  # v_t = beta2 v_{t-1} + (1 - beta2) g^2
+    # theta -= lr m_hat / (sqrt(v_hat) + eps), with m_hat = m_t / (1 - beta1^t) and
+    # v_hat = v_t / (1 - beta2^t): the two corrections applied to scalars, not to arrays
+    step_size = lr / (1 - beta1**step)
+    denominator = array_module(theta).sqrt(exp_avg_sq) / math.sqrt(1 - beta2**step) + eps
+    theta -= exp_avg / denominator * step_size
+    # END SOLUTION a5
 
 
 class Adam(Optimizer):
@@ -40,55 +61,19 @@ class Adam(Optimizer):
                 raise ValueError(f"{type(self).__name__}: eps must be >= 0, got {group['eps']}")
 
     def step(self) -> None:
-        # BEGIN SOLUTION a5
         for group, param, grad in self._params_with_grad():
-            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            xp = array_module(param.data)
             state = self.state.setdefault(id(param), {})
             if not state:
+                xp = array_module(param.data)
                 state["step"] = 0
                 state["exp_avg"] = xp.zeros(param.shape, dtype=param.dtype)
                 state["exp_avg_sq"] = xp.zeros(param.shape, dtype=param.dtype)
             state["step"] += 1
-            t = state["step"]
-            # flat views to update in place: each array must be C-contiguous (else a copy)
-            param.data = xp.ascontiguousarray(param.data)
-            for name in ("exp_avg", "exp_avg_sq"):
-                state[name] = xp.ascontiguousarray(state[name])
-            theta, m, v = (x.reshape(-1) for x in (param.data, state["exp_avg"], state["exp_avg_sq"]))
-            g = xp.ascontiguousarray(grad).reshape(-1)
-            step_size = lr / (1 - beta1**t)
-            sqrt_bias_correction2 = math.sqrt(1 - beta2**t)
-
-            def update(rows):  # one block of the parameter, every pass in place
-                theta_rows, g_rows, m_rows, v_rows = theta[rows], g[rows], m[rows], v[rows]
-                if decay and self.decoupled_weight_decay:
-                    theta_rows *= 1 - lr * decay  # AdamW: shrink the weights directly
-                elif decay:
-                    g_rows = g_rows + decay * theta_rows  # Adam: L2 penalty through the gradient
-                m_rows *= beta1
-                m_rows += (1 - beta1) * g_rows
-                v_rows *= beta2
-                v_rows += (1 - beta2) * g_rows * g_rows
-                # theta -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-                denominator = xp.sqrt(v_rows)
-                denominator /= sqrt_bias_correction2
-                denominator += eps
-                xp.divide(m_rows, denominator, out=denominator)
-                denominator *= step_size
-                theta_rows -= denominator
-
-            if kernels.use_compiled(theta, g, m, v):  # the same in one pass (kernels.py)
-                decoupled = bool(decay and self.decoupled_weight_decay)
-                scalars = [1 - lr * decay if decoupled else 1.0, 0.0 if decoupled else decay,
-                           beta1, 1 - beta1, beta2, 1 - beta2, sqrt_bias_correction2, eps, step_size]
-                scalars = [theta.dtype.type(value) for value in scalars]
-
-                def update(rows):
-                    kernels.adam_update(theta[rows], g[rows], m[rows], v[rows], *scalars)
-
-            parallel_rows(update, theta.size, 1, xp)
-        # END SOLUTION a5
+            beta1, beta2 = group["betas"]
+            adam_update(param.data, grad, state["exp_avg"], state["exp_avg_sq"], lr=group["lr"],
+                        beta1=beta1, beta2=beta2, eps=group["eps"],
+                        weight_decay=group["weight_decay"], decoupled=self.decoupled_weight_decay,
+                        step=state["step"])
 
 
 class AdamW(Adam):

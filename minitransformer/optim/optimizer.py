@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 from ..backend import array_module, to_numpy
-from ..nn.module import Parameter
 from ..tensor import Tensor
 
 
@@ -64,7 +63,7 @@ class Optimizer:
         raise TypeError(f"{type(self).__name__} must define step()")
 
     # --- saving and resuming ---------------------------------------------------------------
-    def _all_params(self) -> list[Parameter]:
+    def _all_params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
     def state_dict(self) -> dict:

@@ -18,7 +18,8 @@ from hypothesis.extra import numpy as hnp
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer import dispatch, kernels
+from minitransformer import dispatch
+from minitransformer.fast.cpu import kernels
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
 
@@ -29,7 +30,7 @@ def rows_shapes(min_dims=1):
     return hnp.array_shapes(min_dims=min_dims, max_dims=3, min_side=1, max_side=40)
 
 
-def run_both(op, *arrays, grad_seed=0):
+def run_both(op, *arrays, grad_seed=0, dtype=np.float32):
     """[(output, input gradients), ...] of op on float32 tensors, reference first, then fast,
     and which implementation ran each time (the type of the graph node)."""
     results = []
@@ -37,9 +38,9 @@ def run_both(op, *arrays, grad_seed=0):
         previous = mt.get_kernels()
         mt.set_kernels(choice)
         try:
-            tensors = [mt.tensor(np.array(a, dtype=np.float32), requires_grad=True) for a in arrays]
+            tensors = [mt.tensor(np.array(a, dtype=dtype), dtype=dtype, requires_grad=True) for a in arrays]
             out = op(*tensors)
-            upstream = np.random.default_rng(grad_seed).standard_normal(out.shape).astype(np.float32)
+            upstream = np.random.default_rng(grad_seed).standard_normal(out.shape).astype(dtype)
             out.backward(mt.tensor(upstream))
             results.append((type(out._ctx), out.numpy(), [t.grad for t in tensors]))
         finally:
@@ -47,13 +48,16 @@ def run_both(op, *arrays, grad_seed=0):
     return results
 
 
-def assert_parity(op, *arrays, rtol, atol, expect_fast=True):
-    (reference_type, reference_out, reference_grads), (fast_type, fast_out, fast_grads) = run_both(op, *arrays)
+def assert_parity(op, *arrays, rtol, atol, expect_fast=True, dtype=np.float32):
+    (reference_type, reference_out, reference_grads), (fast_type, fast_out, fast_grads) = run_both(
+        op, *arrays, dtype=dtype)
     if expect_fast:  # the case really reached the fast implementation
         assert fast_type is not reference_type and issubclass(fast_type, reference_type)
-    np.testing.assert_allclose(fast_out, reference_out, rtol=rtol, atol=atol)
-    for fast_grad, reference_grad in zip(fast_grads, reference_grads):
-        np.testing.assert_allclose(fast_grad, reference_grad, rtol=rtol, atol=atol)
+    for fast_array, reference_array in zip([fast_out, *fast_grads], [reference_out, *reference_grads]):
+        # atol is relative to the array's scale: a sum in another order rounds by a few ulp of
+        # its largest terms, not of the (maybe tiny) result
+        scale = max(1.0, float(np.abs(reference_array[np.isfinite(reference_array)]).max(initial=0)))
+        np.testing.assert_allclose(fast_array, reference_array, rtol=rtol, atol=atol * scale)
 
 
 def special_rows(width: int) -> np.ndarray:
@@ -150,6 +154,191 @@ def test_cross_entropy_special_values_and_empty():
                   expect_fast=False, **SOFTMAX_TOLERANCE)
 
 
+# --- GELU: cpu.gelu ----------------------------------------------------------------------------
+
+GELU_TOLERANCE = dict(rtol=1e-6, atol=3e-7)  # the kernels' erf is within 1.8e-7 of SciPy's
+
+
+@given(shape=rows_shapes(min_dims=0), data=st.data())
+def test_gelu(shape, data):
+    x = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(-12, 12, width=32)))
+    assert_parity(F.gelu, x, expect_fast=x.ndim > 0, **GELU_TOLERANCE)  # 0-d: also the kernels
+    assert_parity(lambda t: F.gelu(t, approximate="tanh"), x, expect_fast=False, **GELU_TOLERANCE)
+
+
+def test_gelu_special_values_empty_and_0d():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 5.0, -5.0], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        (_, reference, reference_grads), (_, fast, fast_grads) = run_both(F.gelu, x)
+    assert np.isnan(fast[0]) and np.isnan(reference[0]) and fast[1] == reference[1] == np.inf
+    np.testing.assert_allclose(fast[3:], reference[3:], **GELU_TOLERANCE)
+    np.testing.assert_allclose(fast_grads[0][3:], reference_grads[0][3:], **GELU_TOLERANCE)
+    assert_parity(F.gelu, np.zeros((0, 3)), **GELU_TOLERANCE)
+    assert_parity(F.gelu, np.float32(0.7), **GELU_TOLERANCE)
+
+
+# --- attention: cpu.attention --------------------------------------------------------------------
+
+ATTENTION_TOLERANCE = dict(rtol=2e-5, atol=2e-5)  # softmax in lanes, products in other blocks
+
+
+def attention_case(draw, leading, t_query, t_key, d):
+    q = draw(hnp.arrays(np.float32, leading + (t_query, d), elements=st.floats(-3, 3, width=32)))
+    k, v = (draw(hnp.arrays(np.float32, leading + (t_key, d), elements=st.floats(-3, 3, width=32)))
+            for _ in range(2))
+    return q, k, v
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "boolean (Tq, Tk)", "boolean (B, 1, Tq, Tk)",
+                                  "additive (Tq, Tk)"])
+@given(leading=st.sampled_from([(), (2,), (2, 3)]), t=st.integers(1, 20), d=st.integers(1, 9),
+       data=st.data())
+def test_attention(mask, leading, t, d, data):
+    q, k, v = attention_case(data.draw, leading, t, t, d)
+    rng = np.random.default_rng(t)
+    options = {"none": {}, "causal": dict(is_causal=True)}.get(mask)
+    if options is None:
+        per_batch = leading[:1] + (1,) * (len(leading) - 1) + (t, t)  # (B, 1, Tq, Tk) for 4-d
+        shape = (t, t) if "(Tq, Tk)" in mask else per_batch
+        allowed = rng.random(shape) < 0.7
+        allowed[..., 0] = True
+        options = dict(mask=allowed if "boolean" in mask else np.where(allowed, 0, -3).astype(np.float32))
+    assert_parity(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, **options), q, k, v,
+                  **ATTENTION_TOLERANCE)
+
+
+def test_attention_hidden_rows_nan_and_dropout():
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((2, 2, 9, 4)).astype(np.float32) for _ in range(3))
+    allowed = rng.random((9, 9)) < 0.7
+    allowed[4] = False  # every key hidden for query 4: weight 0, output 0
+    op = lambda a, b, c: F.scaled_dot_product_attention(a, b, c, mask=allowed)
+    (_, reference, _), (_, fast, _) = run_both(op, q, k, v)
+    assert np.all(fast[..., 4, :] == 0) and np.all(reference[..., 4, :] == 0)
+    assert_parity(op, q, k, v, **ATTENTION_TOLERANCE)
+    q_nan = q.copy()
+    q_nan[0, 0, 0, 0] = np.nan  # a NaN query poisons its own row only, on both paths
+    with np.errstate(invalid="ignore"):
+        (_, reference, _), (_, fast, _) = run_both(lambda a, b, c: F.scaled_dot_product_attention(a, b, c), q_nan, k, v)
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(reference))
+    assert np.isnan(fast[0, 0, 0]).all() and not np.isnan(fast[0, 0, 1:]).any()
+
+    def with_dropout(a, b, c):  # the same seed: the same keep mask on both paths
+        mt.manual_seed(5)
+        return F.scaled_dot_product_attention(a, b, c, dropout_p=0.3, is_causal=True)
+
+    assert_parity(with_dropout, q, k, v, **ATTENTION_TOLERANCE)
+
+
+def test_attention_float64_and_long_sequences():
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((1, 2, 300, 8)) for _ in range(3))
+    op = lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True)
+    assert_parity(op, q, k, v, **ATTENTION_TOLERANCE)  # float32, compiled: in query chunks
+    assert_parity(op, q, k, v, dtype=np.float64, rtol=1e-12, atol=1e-12)  # NumPy in blocks
+
+
+# --- the linear layer: cpu.linear ----------------------------------------------------------------
+
+@given(n=st.integers(1, 30), fan_in=st.integers(1, 20), fan_out=st.integers(1, 20), data=st.data())
+def test_linear(n, fan_in, fan_out, data):
+    floats = st.floats(-5, 5, width=32)
+    x = data.draw(hnp.arrays(np.float32, (2, n, fan_in), elements=floats))
+    weight = data.draw(hnp.arrays(np.float32, (fan_out, fan_in), elements=floats))
+    bias = data.draw(hnp.arrays(np.float32, (fan_out,), elements=floats))
+    assert_parity(F.linear, x, weight, bias, rtol=1e-5, atol=1e-5)
+    assert_parity(F.linear, x, weight, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_special_values_and_empty():
+    x = special_rows(6)
+    weight = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        (_, reference, reference_grads), (_, fast, fast_grads) = run_both(F.linear, x, weight, np.ones(3))
+    np.testing.assert_array_equal(fast, reference)  # the same product, then the same one addition
+    for a, b in zip(fast_grads, reference_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert_parity(F.linear, np.zeros((0, 4)), np.ones((3, 4)), np.ones(3), rtol=0, atol=0)
+
+
+# --- the plain hot spots: cpu.add_gradients, cpu.adam_update, cpu.add_rows_at, cpu.squared_norm ----
+
+def both_choices(run):
+    """run() with the reference, then with the fast layer."""
+    previous = mt.get_kernels()
+    try:
+        return [(mt.set_kernels(choice), run())[1] for choice in ("reference", "fast")]
+    finally:
+        mt.set_kernels(previous)
+
+
+def test_add_gradients_is_bitwise_a_plus_b(tiny_blocks):  # small arrays, still in blocks
+    from minitransformer.autograd import add_gradients
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        a, b = (rng.standard_normal((50, 33)).astype(dtype) for _ in range(2))
+        a[0, 0], b[1, 1] = np.nan, np.inf
+        reference, fast = both_choices(lambda: add_gradients(a, b))
+        np.testing.assert_array_equal(fast, reference)
+        assert fast.dtype == dtype
+    # a tensor used twice: the engine sums its two gradients through add_gradients
+    x = rng.standard_normal((40, 40)).astype(np.float32)
+    assert_parity(lambda t: t * t + t, x, expect_fast=False, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "Adam + L2", "AdamW"])
+def test_adam_update_is_bitwise_the_reference(optimizer, blocks):
+    from minitransformer import optim
+
+    def run():
+        rng = np.random.default_rng(0)
+        params = [mt.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+                  for shape in [(30, 20), (7,), (), (0, 3), (40, 16)]]
+        params[-1].data = np.asfortranarray(params[-1].data)  # not C-contiguous: the reference
+        cls, decay = {"Adam": (optim.Adam, 0.0), "Adam + L2": (optim.Adam, 0.1),
+                      "AdamW": (optim.AdamW, 0.1)}[optimizer]
+        opt = cls(params, lr=1e-2, weight_decay=decay)
+        for step in range(3):
+            for p in params:
+                p.grad = rng.standard_normal(p.shape).astype(np.float32)
+                if step == 1 and p.size > 2:
+                    p.grad.flat[:2] = [np.inf, np.nan]
+            opt.step()
+        return [p.data for p in params] + [opt.state[id(p)]["exp_avg_sq"] for p in params]
+
+    with np.errstate(invalid="ignore"):
+        reference, fast = both_choices(run)
+    for a, b in zip(reference, fast):
+        np.testing.assert_array_equal(b, a)
+
+
+@given(ids=hnp.arrays(np.int64, st.integers(0, 60), elements=st.integers(0, 5)), width=st.integers(1, 30))
+def test_add_rows_at_is_bitwise_add_at(ids, width):
+    from minitransformer.ops.embedding import add_rows_at
+
+    values = np.random.default_rng(len(ids)).standard_normal((len(ids), width)).astype(np.float32)
+    values[::5, 0] = np.nan
+
+    def run():
+        table = np.zeros((6, width), np.float32)
+        add_rows_at(table, ids, values)
+        return table
+
+    reference, fast = both_choices(run)
+    np.testing.assert_array_equal(fast, reference)
+
+
+def test_squared_norm():
+    from minitransformer.optim.clip import squared_norm
+
+    rng = np.random.default_rng(0)
+    for g in (rng.standard_normal((30, 7)).astype(np.float32), rng.standard_normal(5),
+              np.zeros((0, 4), np.float32), np.float32(3.0), np.array([np.inf, 1], np.float32)):
+        reference, fast = both_choices(lambda: squared_norm(g))
+        np.testing.assert_allclose(fast, reference, rtol=1e-5)
+
+
 # --- every registration has its case -----------------------------------------------------------
 
 PARITY_CASES = {
@@ -158,6 +347,14 @@ PARITY_CASES = {
     "cpu.softmax": (test_softmaxes, test_softmaxes_special_values),
     "cpu.log_softmax": (test_softmaxes, test_softmaxes_special_values),
     "cpu.cross_entropy": (test_cross_entropy, test_cross_entropy_special_values_and_empty),
+    "cpu.gelu": (test_gelu, test_gelu_special_values_empty_and_0d),
+    "cpu.attention": (test_attention, test_attention_hidden_rows_nan_and_dropout,
+                      test_attention_float64_and_long_sequences),
+    "cpu.linear": (test_linear, test_linear_special_values_and_empty),
+    "cpu.add_gradients": (test_add_gradients_is_bitwise_a_plus_b,),
+    "cpu.adam_update": (test_adam_update_is_bitwise_the_reference,),
+    "cpu.add_rows_at": (test_add_rows_at_is_bitwise_add_at,),
+    "cpu.squared_norm": (test_squared_norm,),
 }
 
 

@@ -11,10 +11,10 @@ import pytest
 
 import minitransformer as mt
 from minitransformer import optim
-from minitransformer.nn.bert import (
-    BertConfig, BertForSequenceClassification, BertModel, checkpoint_state, l2_normalize, mean_pool,
+from minitransformer.nn.bert import BertConfig, BertForSequenceClassification, BertModel, l2_normalize, mean_pool
+from minitransformer.pretrained import (
+    checkpoint_state, find_minilm, load_bert, load_bert_classifier, load_pretrained,
 )
-from minitransformer.pretrained import find_minilm, load_pretrained
 from minitransformer.safetensors import save_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -104,7 +104,7 @@ def test_from_pretrained_round_trip_and_checkpoint_variants(tmp_path):
     state["bert.embeddings.LayerNorm.gamma"] = gamma  # TensorFlow-era name
     save_file(state, tmp_path / "model.safetensors")
     (tmp_path / "config.json").write_text(json.dumps(TINY))
-    loaded = BertModel.from_pretrained(tmp_path)
+    loaded = load_bert(tmp_path)
     assert not loaded.training and set(loaded.state_dict()) == set(model.state_dict())
     ids = np.array([[2, 4, 6, 3]])
     with mt.no_grad():
@@ -112,7 +112,7 @@ def test_from_pretrained_round_trip_and_checkpoint_variants(tmp_path):
     assert "embeddings.position_ids" not in checkpoint_state(state)
 
     for pooling in ("mean", "cls"):
-        classifier = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=3, pooling=pooling)
+        classifier = load_bert_classifier(tmp_path, num_labels=3, pooling=pooling)
         assert classifier.training and (classifier.bert.pooler is not None) == (pooling == "cls")
         for name, value in classifier.bert.state_dict().items():
             np.testing.assert_array_equal(value, model.state_dict()[name])

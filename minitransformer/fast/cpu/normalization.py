@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import kernels
+from . import kernels
 from ...dispatch import register
 from ...ops.normalization import LayerNorm, check_layer_norm_inputs
-from ...parallel import parallel_rows
+from .parallel import parallel_rows
 
 
 @register(LayerNorm, "cpu.layer_norm", available=kernels.compiled_available)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import kernels
+from . import kernels
 from ...dispatch import register
 from ...ops.loss import CrossEntropy
 from ...ops.softmax import LogSoftmax, Softmax
 from ...ops.validate import check_float, normalize_axis
-from ...parallel import parallel_rows
+from .parallel import parallel_rows
 
 
 def over_rows(kernel, arrays, *scalars):

@@ -1,4 +1,4 @@
-"""kernels.py: the compiled CPU kernels against the NumPy code they replace.
+"""fast/cpu/kernels.py: the compiled CPU kernels against the reference code they replace.
 
 Every op keeps its NumPy code as the reference (gradchecked in float64 elsewhere). Here each op
 runs on the same float32 inputs twice, with ``set_kernels("reference")`` and ``"fast"``: Adam
@@ -19,26 +19,11 @@ from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer import backend, dispatch, kernels, optim, parallel
-from minitransformer.ops import attention
+from minitransformer import dispatch
+from minitransformer.fast.cpu import kernels, parallel
+from minitransformer.ops.embedding import add_rows_at
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
-
-
-@pytest.fixture(params=["one block", "many blocks on 3 threads"])
-def blocks(request, monkeypatch):
-    """Run each comparison in one block, and again cut into many blocks on three threads (and
-    attention's queries into chunks of a few)."""
-    if request.param != "one block":
-        monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 64)
-        monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 0)
-        monkeypatch.setattr(attention, "CHUNK_SCORES", 64)
-        previous = mt.get_num_threads()
-        mt.set_num_threads(3)
-        yield
-        mt.set_num_threads(previous)
-    else:
-        yield
 
 
 def _both(run):
@@ -243,40 +228,9 @@ def test_cross_entropy_compiled_matches_numpy(rows, classes, seed, reduction, bl
     _assert_close(reference, compiled, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", ["Adam", "Adam + L2", "AdamW"])
-def test_adam_compiled_equals_numpy_bitwise(optimizer, blocks):
-    def run():
-        rng = np.random.default_rng(0)
-        params = [mt.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
-                  for shape in [(30, 20), (7,), (40, 16)]]
-        params[2].data = np.asfortranarray(params[2].data)  # a transposed layout, as after .T
-        cls, decay = {"Adam": (optim.Adam, 0.0), "Adam + L2": (optim.Adam, 0.1),
-                      "AdamW": (optim.AdamW, 0.1)}[optimizer]
-        opt = cls(params, lr=1e-2, weight_decay=decay)
-        for _ in range(3):
-            for p in params:
-                p.grad = rng.standard_normal(p.shape).astype(np.float32)
-            opt.step()
-        return [p.data for p in params]
-
-    reference, compiled = _both(run)
-    for a, b in zip(reference, compiled):
-        np.testing.assert_array_equal(b, a)
-
-
-@given(ids=st.lists(st.integers(0, 5), min_size=1, max_size=60), width=st.integers(1, 40))
-def test_embedding_gradient_scatter_equals_add_at_bitwise(ids, width):
-    values = np.random.default_rng(len(ids)).standard_normal((len(ids), width)).astype(np.float32)
-    expected = np.zeros((6, width), np.float32)
-    np.add.at(expected, np.asarray(ids), values)  # one row at a time, in the index's order
-    target = np.zeros((6, width), np.float32)
-    backend.scatter_add(target, np.asarray(ids), values)
-    np.testing.assert_array_equal(target, expected)
-
-
 def test_scatter_past_the_end_raises_instead_of_writing_outside_the_array():
-    with pytest.raises(IndexError):
-        backend.scatter_add(np.zeros((3, 2), np.float32), np.asarray([0, 3]), np.ones((2, 2), np.float32))
+    with pytest.raises(IndexError):  # the compiled loop checks no bounds: such ids go to np.add.at
+        add_rows_at(np.zeros((3, 2), np.float32), np.asarray([0, 3]), np.ones((2, 2), np.float32))
 
 
 def test_first_calls_from_several_threads_compile_once(monkeypatch):

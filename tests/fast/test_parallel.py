@@ -15,18 +15,8 @@ from hypothesis import strategies as st
 
 import minitransformer as mt
 import minitransformer.functional as F
-from minitransformer import nn, optim, parallel
-
-
-@pytest.fixture
-def tiny_blocks(monkeypatch):
-    """Blocks of 64 numbers and threads for any size of work, on 3 threads."""
-    monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 64)
-    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMENTS", 0)
-    previous = mt.get_num_threads()
-    mt.set_num_threads(3)
-    yield
-    mt.set_num_threads(previous)
+from minitransformer import nn, optim
+from minitransformer.fast.cpu import parallel
 
 
 @given(n_rows=st.integers(1, 5000), row_size=st.integers(1, 5000))
@@ -170,9 +160,3 @@ def test_blas_runs_on_one_thread_inside_blocks_that_use_it(tiny_blocks):
     inside = parallel.parallel_rows(lambda rows: blas_threads(), 1000, 1, uses_blas=True)
     assert all(threads == [1] * len(before) for threads in inside)
     assert blas_threads() == before  # given back afterwards
-
-
-def test_binary_ufunc_in_blocks_equals_numpy(tiny_blocks):
-    a, b = np.random.default_rng(0).standard_normal((2, 40, 30)).astype(np.float32)
-    np.testing.assert_array_equal(parallel.binary_ufunc("add", a, b), a + b)
-    np.testing.assert_array_equal(parallel.binary_ufunc("multiply", a, b[:1]), a * b[:1])  # broadcast: as is

@@ -12,8 +12,7 @@ preallocated outputs. Two things follow from the blocks:
   results are bitwise the same with 1 thread or 16.
 A hand-off to a thread costs tens of microseconds (more in a virtual machine, where an idle core
 sleeps) and the GIL is taken back after every NumPy call, so work below
-``MIN_PARALLEL_ELEMENTS`` runs in the calling thread. CuPy arrays are never split: one launch
-covers the whole array.
+``MIN_PARALLEL_ELEMENTS`` runs in the calling thread.
 
 Two process-wide settings, both applied when minitransformer is imported:
 - OpenBLAS's idle threads spin for ~0.1 s after each matrix product before they sleep, on the
@@ -35,10 +34,6 @@ import itertools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
-
-from .backend import array_module
 
 BLOCK_ELEMENTS = 1 << 18  # 1 MiB of float32: a block and a temporary of it stay in a core's L2 cache
 MIN_PARALLEL_ELEMENTS = 1 << 19  # below 2 MiB a hand-off to another thread costs more than it saves
@@ -98,19 +93,16 @@ def row_blocks(n_rows: int, row_size: int, block_elements: int | None = None) ->
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
-def parallel_rows(kernel, n_rows: int, row_size: int, xp=np, uses_blas: bool = False) -> list:
+def parallel_rows(kernel, n_rows: int, row_size: int, uses_blas: bool = False) -> list:
     """[kernel(rows) for rows in row_blocks(...)], the blocks shared out among the threads.
 
     ``kernel(rows)`` gets a ``slice`` of rows; it must write only those rows of any output
     (what it returns, such as partial sums, comes back in block order). Blocks are about 1 MiB,
-    so each pass a kernel makes over its block finds the data still in cache. On a GPU
-    (``xp`` is cupy) the kernel runs once over all rows: one launch per NumPy-style call.
+    so each pass a kernel makes over its block finds the data still in cache.
     A kernel that multiplies matrices says ``uses_blas=True``: while its blocks run on several
     threads, BLAS runs on one thread in each, instead of every call waking BLAS's own threads
     for a product too small to share out (attention's (T, hs) x (hs, T) per head).
     """
-    if xp is not np:
-        return [kernel(slice(0, n_rows))]
     blocks = row_blocks(n_rows, row_size)
     threads = min(get_num_threads(), len(blocks))
     if threads == 1 or n_rows * row_size < MIN_PARALLEL_ELEMENTS:
@@ -143,21 +135,6 @@ def parallel_rows(kernel, n_rows: int, row_size: int, xp=np, uses_blas: bool = F
         if error is not None:
             raise error
     return results
-
-
-def binary_ufunc(name: str, a, b):
-    """xp.<name>(a, b) ("add", "multiply"...): for two big contiguous NumPy arrays of one shape in
-    row blocks on every core (gradients meeting in backward: q, k and v's slices of one
-    projection, a residual stream), else as it is."""
-    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape
-            or a.size < MIN_PARALLEL_ELEMENTS or get_num_threads() == 1
-            or not (a.flags.c_contiguous and b.flags.c_contiguous)):
-        return getattr(array_module(a, b), name)(a, b)
-    ufunc = getattr(np, name)
-    out = np.empty(a.shape, dtype=np.result_type(a, b))
-    flat_a, flat_b, flat_out = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-    parallel_rows(lambda rows: ufunc(flat_a[rows], flat_b[rows], out=flat_out[rows]), a.size, 1)
-    return out
 
 
 def _single_threaded_blas():
