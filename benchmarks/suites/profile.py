@@ -76,13 +76,19 @@ class OpTimer:
     @contextlib.contextmanager
     def installed(self):
         """Inside the block every op's own forward and backward are timed; on leaving it, also
-        by an exception, the original methods are put back."""
+        by an exception, the original methods are put back. A fast implementation's time counts
+        under the name of the op it stands in for (``BlockedLinear`` as ``Linear``)."""
+        from minitransformer import dispatch
+
+        stands_in_for = {entry.implementation: entry.reference for entry in dispatch.registrations()
+                         if isinstance(entry.implementation, type)}
         originals = [(cls, method_name, cls.__dict__[method_name])
                      for cls in _function_classes() for method_name in ("forward", "backward")
                      if method_name in cls.__dict__]
         try:
             for cls, method_name, method in originals:
-                setattr(cls, method_name, self._timed(f"{cls.__name__}.{method_name}", method))
+                op_name = stands_in_for.get(cls, cls).__name__
+                setattr(cls, method_name, self._timed(f"{op_name}.{method_name}", method))
             yield self
         finally:
             for cls, method_name, method in originals:
