@@ -20,6 +20,7 @@ from pathlib import Path
 
 HIDDEN_TESTS = "tests/hidden"  # instructor-only tests: graded, never released
 FAST_LAYER = "minitransformer/fast"  # left out of every student copy and grading workspace
+FAST_TESTS = "tests/fast"  # its parity tests
 
 
 @dataclass(frozen=True)

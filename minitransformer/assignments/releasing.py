@@ -97,6 +97,8 @@ def write_view(assignment_id: str, root: Path, into: Path, names=RELEASED, stude
             shutil.copytree(source, into / name, ignore=JUNK, dirs_exist_ok=True, symlinks=False)
         elif source.is_file():
             shutil.copy2(source, into / name)
+    if (into / registry.FAST_TESTS).is_dir():  # the fast layer's tests go with it
+        shutil.rmtree(into / registry.FAST_TESTS)
     fast = into / registry.FAST_LAYER
     if fast.is_dir():
         shutil.rmtree(fast)
