@@ -199,11 +199,14 @@ def test_unbroadcast_sums_each_copy_back(xp, pair, data):
     grad = data.draw(arrays(full))
     summed = host(unbroadcast(xp.asarray(grad), shape_a))
     assert summed.shape == shape_a
-    # each element of a collects the gradient of every output element it was copied to
-    expected = grad.sum(axis=tuple(range(len(full) - len(shape_a)))) if len(full) > len(shape_a) else grad
-    expected = expected.sum(axis=tuple(i for i, n in enumerate(shape_a) if n == 1), keepdims=True) \
-        if shape_a else expected
-    np.testing.assert_allclose(summed, np.reshape(expected, shape_a), rtol=1e-12)
+    # by definition: element i of a is copied to every output position it broadcasts to, so its
+    # gradient is the sum of grad over the positions where broadcast_to(e_i, full) is 1
+    expected = np.zeros(shape_a)
+    for position in np.ndindex(shape_a):
+        one_hot = np.zeros(shape_a)
+        one_hot[position] = 1.0
+        expected[position] = np.sum(grad * np.broadcast_to(one_hot, full))
+    np.testing.assert_allclose(summed, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(summed.sum(), grad.sum() if grad.size else 0.0, rtol=1e-9, atol=1e-12)
 
 

@@ -1,212 +1,388 @@
-"""``grade``: run one assignment's tests against a submission and score them.
+"""``grade``: run one assignment's tests against a submission and score them per part.
 
-The tests never run inside the submission. A fresh workspace is made from the instructor's
-project (package, tests including hidden ones, pyproject.toml), the assignment's files are
-copied into it from the submission, and pytest runs there in a subprocess with the grading
-plugin. So a submission can change neither the tests nor the points, and a crash, an infinite
-loop or a broken import costs the submission its points, never the grader its run.
+The process that scores and writes results.json never imports student code:
 
-The result is Gradescope's autograder format (results.json): a top-level ``score``, and per
-test a ``name``, ``score``, ``max_score``, ``output`` and ``visibility``.
+1. a workspace is made from the instructor's project as the assignment's copy sees it
+   (``releasing.write_view``: earlier assignments' solutions, stubs for later ones, no fast
+   layer) plus every test, hidden ones included;
+2. the assignment's files are read from the submission (``submission.find_files``: regular
+   files only, size-limited, at any folder depth, or from a zip) and written into it; in each,
+   the regions of other assignments get the workspace's code back (``markers.splice``), so a
+   file is graded on its assignment's regions only. A file with a syntax error, or one whose
+   import fails, is graded as released (its tests score 0) and the others still count;
+3. the instructor's tree, not the submission, says which tests there are (a trusted
+   collection run), and the supervisor (``sandbox.py``) runs them with a clean environment
+   (``MINITRANSFORMER_KERNELS=reference``, no inherited variables), a per-test time limit and
+   a total one, every process it started killed at the end;
+4. each test's outcome comes back signed over a pipe; only then are the points computed and
+   results.json written, at a path no student process was told.
+
+Points: each part's whole points are shared among its tests (``registry.share``), so a part
+scores its share of the tests it passes and the total is exact.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
-from . import registry
-from .markers import student_version
-from .releasing import JUNK, project_root
+from . import markers, registry
+from .releasing import is_student_copy, project_root, view_of_file, write_view
+from .submission import find_files, unpack_zip
 
 WORKSPACE = ("minitransformer", "tests", "pyproject.toml")
 HIDDEN_VISIBILITY = "after_published"  # Gradescope shows hidden tests once grades are published
+PER_TEST_TIMEOUT = 60.0  # seconds
+TOTAL_TIMEOUT = 540.0  # under Gradescope's default autograder limit of 10 minutes
+STARTUP_TIMEOUT = 120.0  # from starting pytest to its first test
+HERE = Path(__file__).resolve().parent
+BOOTSTRAP = ("import sys; sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]; import mt_grader_plugin; "
+             "import pytest; sys.exit(pytest.main(sys.argv[1:], plugins=[mt_grader_plugin]))")
+IMPORT_CHECK = "import sys; sys.path.insert(0, sys.argv[1]); import minitransformer"
 
 
-def submission_file(submission: Path, relative: str) -> Path | None:
-    """The submission's copy of a file: at its path in a project copy, or by its bare name
-    (Gradescope puts uploaded files side by side in one folder)."""
-    for candidate in (submission / relative, submission / Path(relative).name):
-        if candidate.is_file():
-            return candidate
-    return None
+def clean_environment(scratch: Path) -> dict:
+    """What student code sees of the environment: nothing of the grader's, beyond PATH."""
+    import os
+
+    home, tmp = scratch / "home", scratch / "tmp"
+    home.mkdir(exist_ok=True)
+    tmp.mkdir(exist_ok=True)
+    return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "TMPDIR": str(tmp),
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "CI": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0", "MINITRANSFORMER_KERNELS": "reference", "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(home), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"}
 
 
-def make_workspace(assignment: registry.Assignment, root: Path, submission: Path | None, into: Path) -> list[str]:
-    """The instructor's project in ``into``, with the assignment's files from the submission.
-    Returns notes for the output (files the submission lacks)."""
-    for name in WORKSPACE:
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, into / name, ignore=JUNK)
-        elif source.is_file():
-            shutil.copy2(source, into / name)
-    notes = []
-    if submission is None or submission.resolve() == root.resolve():
-        return notes
-    found = {f: submission_file(submission, f) for f in assignment.files}
-    if not any(found.values()):
-        raise ValueError(
-            f"grade {assignment.id}: {submission} holds none of {', '.join(assignment.files)} "
-            "(expected a copy of the project or the files themselves)"
-        )
-    for relative, path in found.items():
-        if path is None:
-            # graded as released: that file's part of the assignment scores nothing
-            notes.append(f"the submission has no {relative}: graded as released")
-            _write_released(assignment, root, into, relative)
+def supervise(job: dict) -> dict:
+    """Run a job under sandbox.py (a separate process of the standard library only)."""
+    done = subprocess.run([sys.executable, "-I", str(HERE / "sandbox.py")], input=json.dumps(job),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"grade: the sandbox failed: {done.stderr.strip()[-1000:]}")
+    return json.loads(done.stdout)
+
+
+def _job(scratch: Path, workspace: Path, mode: str, test_paths: list[str], tests: list[str] = (),
+         per_test_timeout: float = PER_TEST_TIMEOUT, total_timeout: float = TOTAL_TIMEOUT) -> dict:
+    plugin_dir = scratch / f"grader-{mode}"
+    plugin_dir.mkdir(exist_ok=True)
+    shutil.copy(HERE / "grader_plugin.py", plugin_dir / "mt_grader_plugin.py")
+    ini = plugin_dir / "pytest.ini"
+    ini.write_text("[pytest]\naddopts =\n", encoding="utf-8")
+    argv = [sys.executable, "-I", "-c", BOOTSTRAP, str(plugin_dir), str(workspace),
+            "-q", "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", str(workspace),
+            "--confcutdir", str(workspace), "-W", "ignore::pytest.PytestUnknownMarkWarning",
+            *(["--collect-only"] if mode == "collect" else []), *test_paths]
+    return {"argv": argv, "cwd": str(workspace), "env": clean_environment(scratch), "mode": mode,
+            "tests": list(tests), "output": str(scratch / f"{mode}-output.txt"),
+            "per_test_timeout": per_test_timeout, "total_timeout": total_timeout,
+            "startup_timeout": STARTUP_TIMEOUT}
+
+
+def test_paths(assignment: registry.Assignment, tree: Path) -> list[str]:
+    paths = [p for p in assignment.test_files() if (tree / p).exists()]
+    if (tree / registry.HIDDEN_TESTS).is_dir():
+        paths.append(registry.HIDDEN_TESTS)
+    return paths
+
+
+def expected_tests(assignment: registry.Assignment, root: Path) -> list[dict]:
+    """The assignment's tests as the instructor's tree has them (node id, part, weight,
+    hidden), from a collection run of that tree: a submission cannot add or hide any."""
+    with tempfile.TemporaryDirectory(prefix=f"collect-{assignment.id}-") as scratch:
+        scratch = Path(scratch)
+        workspace = scratch / "project"
+        workspace.mkdir()
+        write_view(assignment.id, root, workspace, WORKSPACE, student=False)
+        result = supervise(_job(scratch, workspace, "collect", test_paths(assignment, workspace)))
+    items = [item for event in result["runs"][0]["events"] if event.get("event") == "collected"
+             for item in event["items"]]
+    if not items:
+        raise RuntimeError(f"grade {assignment.id}: collecting the instructor's tests found none:\n"
+                           f"{result.get('output_tail', '')[-3000:]}")
+    tests = []
+    for item in items:
+        marks, nodeid = item["marks"], item["nodeid"]
+        part = assignment.part_of(nodeid, marks)
+        if part is None or "gpu" in marks or item["skipped"]:
+            continue
+        weight = marks.get("weight", 1)
+        tests.append({"nodeid": nodeid, "part": part.name, "hidden": registry.is_hidden(nodeid, marks),
+                      "weight": weight if isinstance(weight, (int, float)) and weight > 0 else 1})
+    return tests
+
+
+def _refuse_self_import(submission: Path, root: Path) -> None:
+    """The grader must not be the submission's own package (``cd submission; python -m ...``)."""
+    package = HERE.parent
+    for inside, name in ((package, "the running minitransformer package"), (root, "the instructor's project")):
+        if inside.resolve() == submission.resolve() or submission.resolve() in inside.resolve().parents:
+            raise ValueError(
+                f"grade: {name} ({inside}) lies inside the submission {submission}: the grader would run the "
+                "submission's own code. Run it from the instructor's checkout: `cd` out of the submission "
+                "and use the `minitransformer` command or `python -I -m minitransformer`"
+            )
+
+
+def _import_error_file(output: str, workspace: Path, files: list[str]) -> str | None:
+    """The submitted file in which an import traceback ends."""
+    last = None
+    for line in output.splitlines():
+        for relative in files:
+            if f'File "{workspace / relative}"' in line:
+                last = relative
+    return last
+
+
+def prepare_submission(assignment: registry.Assignment, root: Path, submission: Path, workspace: Path,
+                       scratch: Path) -> list[str]:
+    """Write the submission's files into the workspace; returns notes for the output."""
+    found, notes = find_files(submission, list(assignment.files))
+    if not found:
+        raise ValueError(f"grade {assignment.id}: {submission} holds none of {', '.join(assignment.files)} "
+                         "(expected a copy of the project, the files themselves, or a zip of either)")
+    others = {a.id for a in registry.ASSIGNMENTS} - {assignment.id}
+    for relative in assignment.files:
+        target = workspace / relative
+        text, problem = found.get(relative, (None, "is missing"))
+        if text is not None:
+            try:
+                compile(text, relative, "exec")
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+                line = getattr(error, "lineno", None)
+                text, problem = None, f"has a {type(error).__name__} at line {line}: {getattr(error, 'msg', error)}"
+        if text is None:
+            notes.append(f"{relative} {problem}: graded as released (the tests that need it score 0)")
+            continue
+        try:
+            spliced, missing = markers.splice(text, target.read_text(encoding="utf-8"), others, relative)
+            notes += [f"{m}: that region is graded as written" for m in missing]
+        except markers.MarkerError as error:
+            spliced = text
+            notes.append(f"{error}: the file is graded as it is")
+        target.write_text(spliced, encoding="utf-8")
+    # an import that fails (a NameError at module level...) costs only its file
+    for _ in assignment.files:
+        job = _job(scratch, workspace, "run", [], [], total_timeout=60)
+        done = subprocess.run([sys.executable, "-I", "-c", IMPORT_CHECK, str(workspace)], cwd=workspace,
+                              env=job["env"], capture_output=True, text=True, timeout=120,
+                              start_new_session=True)
+        if done.returncode == 0:
+            break
+        culprit = _import_error_file(done.stderr, workspace, list(assignment.files))
+        if culprit is None:
+            notes.append("importing the package fails: " + done.stderr.strip().splitlines()[-1][:300])
+            break
+        error = done.stderr.strip().splitlines()[-1][:300]
+        notes.append(f"{culprit}: importing it fails ({error}): graded as released (the tests that need it score 0)")
+        original = root / culprit
+        if not is_student_copy(root):
+            (workspace / culprit).write_text(view_of_file(original.read_text(encoding="utf-8"), culprit,
+                                                          assignment.id, root)[0], encoding="utf-8")
         else:
-            shutil.copy2(path, into / relative)
+            shutil.copy(original, workspace / culprit)
     return notes
 
 
-def _write_released(assignment: registry.Assignment, root: Path, workspace: Path, relative: str) -> None:
-    target = workspace / relative
-    hint = assignment.hint_for(relative, root)
-    student = student_version(target.read_text(encoding="utf-8"), assignment.id, hint, relative)[0]
-    target.write_text(student, encoding="utf-8")
+def _outcomes(result: dict, per_test_timeout: float, total_timeout: float) -> tuple[dict, list[str]]:
+    """{node id: entry} from the supervisor's runs, and notes (collection errors, forgeries)."""
+    outcomes, notes, collect_errors = {}, [], []
+    for run in result["runs"]:
+        for event in run["events"]:
+            if event.get("event") == "result":
+                outcomes[event["nodeid"]] = event
+            elif event.get("event") == "collect error":
+                collect_errors.append(event)
+        if run["forged"]:
+            notes.append(f"{run['forged']} message(s) on the results channel were not the grader's: ignored")
+        ended = run["ended"] or {}
+        test = ended.get("test")
+        if ended.get("why") == "timeout":
+            outcomes[test] = {"outcome": "timeout", "message": f"timed out: still running after "
+                              f"{per_test_timeout:g} s (an infinite loop, or far too slow?)"}
+        elif ended.get("why") == "crash":
+            outcomes[test] = {"outcome": "crashed", "message": "the test process died during this test (exit "
+                              f"code {ended.get('returncode')}): os._exit, a crash or running out of memory?"}
+        elif ended.get("why") == "time limit":
+            notes.append(f"the grading time limit of {total_timeout:g} s ran out")
+            if test:
+                outcomes[test] = {"outcome": "timeout", "message": "stopped: the grading time limit ran out"}
+        elif ended.get("why") == "startup timeout":
+            notes.append(f"the tests did not start within {STARTUP_TIMEOUT:g} s (an import that never ends?)")
+    for error in collect_errors:
+        head = error["message"].strip().splitlines()[-1][:300] if error["message"].strip() else ""
+        notes.append(f"could not collect {error['nodeid']}: {head}")
+    return outcomes, notes
 
 
-def run_tests(selection: str, workspace: Path, test_paths: list[str], timeout: float,
-              report: Path) -> tuple[dict | None, str, float]:
-    """pytest in a subprocess: (the plugin's report or None, pytest's output, seconds)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "minitransformer.assignments.plugin", "--assignment", selection,
-               "--assignment-report", str(report), "--assignment-no-shrink", "-m", "not gpu", *test_paths]
-    env = {**os.environ, "PYTHONPATH": str(workspace), "CI": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("HYPOTHESIS_PROFILE", None)  # CI=1 picks the derandomized profile: same grade every run
-    started = time.perf_counter()
-    try:
-        completed = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True,
-                                   timeout=timeout)
-        output = completed.stdout + completed.stderr
-    except subprocess.TimeoutExpired as expired:
-        output = f"the tests did not finish within {timeout:g} s (an infinite loop?)\n"
-        output += (expired.stdout or b"").decode(errors="replace") if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-        return None, output, time.perf_counter() - started
-    seconds = time.perf_counter() - started
-    if not report.is_file():
-        return None, output, seconds
-    result = json.loads(report.read_text(encoding="utf-8"))
-    package = Path(result["package"] or "").resolve()
-    if package != (workspace / "minitransformer").resolve():
-        raise RuntimeError(f"grade: the tests imported minitransformer from {package}, not from the "
-                           f"grading workspace {workspace}; uninstall or fix the path")
-    return result, output, seconds
+def _message(entry: dict | None, reason_not_run: str) -> str:
+    if entry is None:
+        return f"did not run: {reason_not_run}"
+    outcome = entry["outcome"]
+    if outcome == "skipped":
+        return f"skipped (counts as failed: the official grade runs this test): {entry.get('message', '')}"
+    if outcome in ("timeout", "crashed"):
+        return entry["message"]
+    if entry.get("cause"):
+        return f"not written yet: NotImplementedError: {entry['cause']}"
+    head = entry.get("message") or entry.get("exception", "failure")
+    if outcome == "error":
+        head = f"error in the test's {entry.get('when', 'setup')}: {head}"
+    return head
 
 
-def score(assignment: registry.Assignment, report: dict | None, pytest_output: str, notes: list[str],
-          seconds: float) -> dict:
-    """Gradescope's results.json for one assignment's report."""
-    points = float(assignment.points)
-    complete = report is not None and report["exitstatus"] in (0, 1) and report["tests"]
-    if not complete:
-        reason = ("the tests could not run (an import error or a syntax error in the submission?)"
-                  if report is None or report["exitstatus"] not in (0, 1, 5) else "no tests were collected")
-        return {
-            "score": 0.0,
-            "execution_time": round(seconds, 1),
-            "output": f"Assignment {assignment.id}: 0 / {points:g}: {reason}\n\n{_tail(pytest_output)}",
-            "visibility": "visible",
-            "stdout_visibility": "visible",
-            "tests": [{"name": f"{assignment.id}: the tests run", "score": 0.0, "max_score": points,
-                       "status": "failed", "output": _tail(pytest_output), "visibility": "visible"}],
-            "extra_data": {"assignment": assignment.id, "max_score": points, "skipped": []},
-        }
-    graded = [t for t in report["tests"] if t["outcome"] != "skipped"]
-    total_weight = sum(t["assignments"][assignment.id] for t in graded) or 1.0
-    tests, total, share_so_far = [], 0.0, 0.0
-    for number, entry in enumerate(graded, start=1):
-        # rounded so that the tests' max_scores add up to the points exactly
-        before = round(share_so_far, 4)
-        share_so_far += points * entry["assignments"][assignment.id] / total_weight
-        max_score = round(round(share_so_far, 4) - before, 4)
-        passed = entry["outcome"] == "passed"
-        total += max_score if passed else 0.0
-        tests.append({
-            "name": entry["nodeid"],
+def score(assignment: registry.Assignment, tests: list[dict], outcomes: dict, notes: list[str],
+          seconds: float, reason_not_run: str = "the test session stopped before it") -> dict:
+    """Gradescope's results.json: one entry per part, with each test's result in its output."""
+    entries, details, total = [], [], Fraction(0)
+    for number, part in enumerate(assignment.parts, start=1):
+        mine = [t for t in tests if t["part"] == part.name]
+        shares = registry.share(part.points, [t["weight"] for t in mine])
+        earned, lines = Fraction(0), []
+        for test, share in zip(mine, shares):
+            entry = outcomes.get(test["nodeid"])
+            passed = entry is not None and entry["outcome"] == "passed"
+            earned += share if passed else 0
+            message = "" if passed else _message(entry, reason_not_run)
+            label = test["nodeid"] + (" (hidden)" if test["hidden"] else "")
+            lines.append(f"{'PASS' if passed else 'FAIL'}  {label}" + (f"\n      {_first_lines(message)}" if message else ""))
+            details.append({"name": test["nodeid"], "part": part.name, "passed": passed,
+                            "points": float(share), "hidden": test["hidden"],
+                            "output": "" if passed or test["hidden"] else message[:3000]})
+        if not mine:
+            lines.append("no test of this part ran on this machine (its points are lost, not moved)")
+        total += earned
+        entries.append({
+            "name": f"{assignment.id}.{number} {part.name}",
             "number": f"{assignment.id[1:]}.{number}",
-            "score": max_score if passed else 0.0,
-            "max_score": max_score,
-            "status": "passed" if passed else "failed",
-            "output": "" if passed else _failure_text(entry),
-            "visibility": HIDDEN_VISIBILITY if entry["hidden"] else "visible",
+            "score": round(float(earned), 4),
+            "max_score": part.points,
+            "status": "passed" if earned == part.points and mine else "failed",
+            "output": "\n".join(lines),
+            "visibility": "visible",
         })
-    total = round(total, 4)
-    passed = sum(t["status"] == "passed" for t in tests)
-    summary = [f"Assignment {assignment.id}: {total:g} / {points:g} points, {passed} of {len(tests)} tests passed"]
+    passed = sum(d["passed"] for d in details)
+    summary = [f"Assignment {assignment.id}: {float(total):g} / {assignment.points} points, "
+               f"{passed} of {len(details)} tests passed"]
     summary += [f"note: {n}" for n in notes]
     return {
-        "score": total,
+        "score": round(float(total), 4),
         "execution_time": round(seconds, 1),
         "output": "\n".join(summary),
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": tests,
-        "extra_data": {"assignment": assignment.id, "max_score": points,
-                       "skipped": [t["nodeid"] for t in report["tests"] if t["outcome"] == "skipped"]},
+        "tests": entries,
+        "extra_data": {"assignment": assignment.id, "max_score": assignment.points, "tests": details},
     }
 
 
-def _failure_text(entry: dict) -> str:
-    if entry["outcome"] == "not run":
-        return "did not run (the test session stopped before it)"
-    head = f"{entry.get('exception', 'failure')}: {entry.get('message', '')}".strip()
-    if entry["outcome"] == "error":
-        head = f"error in the test's {entry.get('when', 'setup')}: {head}"
-    return f"{head}\n\n{_tail(entry.get('output', ''), 3000)}"
+def _first_lines(text: str, lines: int = 6) -> str:
+    kept = text.strip().splitlines()[:lines]
+    return "\n      ".join(line[:200] for line in kept)
 
 
-def _tail(text: str, limit: int = 6000) -> str:
-    return text if len(text) <= limit else "...\n" + text[-limit:]
+def failure_result(assignment: registry.Assignment, message: str) -> dict:
+    """results.json for a submission that could not be graded at all: 0, and why."""
+    return {"score": 0.0, "execution_time": 0.0, "output": f"Assignment {assignment.id}: 0 / {assignment.points}: {message}",
+            "visibility": "visible", "stdout_visibility": "hidden",
+            "tests": [{"name": f"{assignment.id}.{n} {p.name}", "number": f"{assignment.id[1:]}.{n}", "score": 0.0,
+                       "max_score": p.points, "status": "failed", "output": message, "visibility": "visible"}
+                      for n, p in enumerate(assignment.parts, start=1)],
+            "extra_data": {"assignment": assignment.id, "max_score": assignment.points, "tests": []}}
+
+
+def write_results(results: dict, json_path: str | Path) -> None:
+    from ..atomic import atomic_write_text
+
+    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(json_path), json.dumps(results, indent=2) + "\n")
 
 
 def grade(assignment_id: str, submission: str | Path | None = None, json_path: str | Path | None = None,
-          root: Path | None = None, timeout: float = 900.0) -> dict:
-    """Grade a submission (a copy of the project, or a folder with the assignment's files;
-    default: this project, the full solution) and return Gradescope's results.json as a dict,
-    also written to ``json_path`` when given."""
+          root: Path | None = None, timeout: float = TOTAL_TIMEOUT, per_test_timeout: float = PER_TEST_TIMEOUT,
+          expected: list[dict] | None = None) -> dict:
+    """Grade a submission (a copy of the project, a folder with the assignment's files, or a
+    zip of either; default: ``root`` itself) and return Gradescope's results.json as a dict,
+    also written to ``json_path`` when given (even when the submission cannot be graded: then
+    with 0 points and the reason, and the ValueError is raised after)."""
     assignment = registry.get(assignment_id)
     root = Path(root) if root else project_root()
     if not (root / "tests").is_dir():
         raise ValueError(f"grade: {root} has no tests/ folder; run from a source checkout of the project")
-    submission = Path(submission) if submission is not None else None
-    if submission is not None and not submission.is_dir():
-        raise ValueError(f"grade: the submission {submission} is not a folder")
-    with tempfile.TemporaryDirectory(prefix=f"grade-{assignment.id}-") as scratch:
-        workspace = Path(scratch) / "project"
-        workspace.mkdir()
-        notes = make_workspace(assignment, root, submission, workspace)
-        paths = [p for p in assignment.test_files() if (workspace / p).exists()]
-        if (workspace / registry.HIDDEN_TESTS).is_dir():
-            paths.append(registry.HIDDEN_TESTS)
-        report, output, seconds = run_tests(assignment.id, workspace, paths, timeout, Path(scratch) / "report.json")
-    results = score(assignment, report, output, notes, seconds)
+    try:
+        results = _grade(assignment, Path(submission) if submission is not None else None, root, timeout,
+                         per_test_timeout, expected)
+    except ValueError as error:
+        if json_path is not None:
+            write_results(failure_result(assignment, str(error)), json_path)
+        raise
     if json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_results(results, json_path)
     return results
 
 
+def _grade(assignment, submission, root, timeout, per_test_timeout, expected) -> dict:
+    started = time.perf_counter()
+    if submission is not None and not submission.exists():
+        raise ValueError(f"grade: the submission {submission} does not exist")
+    if submission is not None and submission.is_dir() and submission.resolve() != root.resolve():
+        _refuse_self_import(submission, root)
+    tests = expected if expected is not None else expected_tests(assignment, root)
+    with tempfile.TemporaryDirectory(prefix=f"grade-{assignment.id}-") as scratch:
+        scratch = Path(scratch)
+        workspace = scratch / "project"
+        workspace.mkdir()
+        write_view(assignment.id, root, workspace, WORKSPACE, student=False)
+        notes = []
+        if submission is None or submission.resolve() == root.resolve():
+            # the tree's own files: the instructor's solution, or a student's work in their copy
+            if not is_student_copy(root):
+                _restore_solution(assignment, root, workspace)
+        else:
+            if submission.is_file() and submission.suffix == ".zip":
+                unpacked = scratch / "unpacked"
+                unpacked.mkdir()
+                notes += unpack_zip(submission, unpacked)
+                submission = unpacked
+            elif not submission.is_dir():
+                raise ValueError(f"grade: the submission {submission} is neither a folder nor a .zip file")
+            notes += prepare_submission(assignment, root, submission, workspace, scratch)
+        job = _job(scratch, workspace, "run", test_paths(assignment, workspace), [t["nodeid"] for t in tests],
+                   per_test_timeout=per_test_timeout, total_timeout=timeout)
+        result = supervise(job)
+    outcomes, run_notes = _outcomes(result, per_test_timeout, timeout)
+    reason = "the test session stopped before it"
+    if run_notes and not outcomes:
+        reason = run_notes[-1]
+    elif not outcomes:
+        reason = "the tests could not run: " + (result.get("output_tail", "").strip().splitlines() or ["?"])[-1][:300]
+    return score(assignment, tests, outcomes, notes + run_notes, time.perf_counter() - started, reason)
+
+
+def _restore_solution(assignment: registry.Assignment, root: Path, workspace: Path) -> None:
+    """The workspace with the instructor's solution of the assignment's own regions."""
+    others = {a.id for a in registry.ASSIGNMENTS} - {assignment.id}
+    for relative in assignment.files:
+        view = (workspace / relative).read_text(encoding="utf-8")
+        solution = (root / relative).read_text(encoding="utf-8")
+        spliced, _ = markers.splice(solution, view, others, relative)
+        (workspace / relative).write_text(spliced, encoding="utf-8")
+
+
 def format_table(results: dict) -> str:
-    """The results as a table a person reads: one line per test, failures with their reason."""
+    """The results as a person reads them: each part with its points, then its tests."""
     rows = []
-    for test in results["tests"]:
-        mark = "PASS" if test["status"] == "passed" else "FAIL"
-        hidden = " (hidden)" if test["visibility"] != "visible" else ""
-        rows.append(f"{mark}  {test['score']:6.2f} / {test['max_score']:5.2f}  {test['name']}{hidden}")
-        if test["status"] != "passed":
-            reason = test["output"].strip().splitlines()[0] if test["output"].strip() else ""
-            rows.append(f"      {reason[:150]}")
-    for skipped in results["extra_data"].get("skipped", []):
-        rows.append(f"SKIP     not scored   {skipped}")
+    for entry in results["tests"]:
+        rows.append(f"{entry['score']:6.2f} / {entry['max_score']:<3}  {entry['name']}")
+        rows.extend(f"    {line}" for line in entry["output"].splitlines())
     rows.append("")
-    rows.append(results["output"].splitlines()[0])
-    rows.extend(line for line in results["output"].splitlines()[1:] if line.startswith("note:"))
+    rows.extend(results["output"].splitlines())
     return "\n".join(rows)

@@ -10,9 +10,20 @@ they enclose:
         return grad * b, grad * a
         # END SOLUTION a2
 
-In the student copy of assignment a2 the lines between the markers become one
-``raise NotImplementedError("a2: ...")`` at the same indentation; every other assignment's
-region keeps its code and loses only its two marker lines. Regions do not nest.
+A student copy turns the regions it hands out (its own assignment's and every later one's)
+into a stub between ``# BEGIN YOUR CODE a2`` / ``# END YOUR CODE a2`` markers:
+
+    def backward(self, grad):
+        \"\"\"docstring (stays in the student copy)\"\"\"
+        # BEGIN YOUR CODE a2
+        raise NotImplementedError("a2: write Mul.backward (see lessons/03_tensor_engine.md)")
+        # END YOUR CODE a2
+
+and keeps the code of the regions it does not hand out (earlier assignments) between
+``# BEGIN GIVEN a1`` / ``# END GIVEN a1`` markers. The markers of a student copy let the
+grader put back the instructor's code for every region of another assignment in a submitted
+file (``splice``), so a file is graded on its assignment's regions only, and let a release
+carry a student's earlier work forward. Regions do not nest.
 """
 
 from __future__ import annotations
@@ -24,8 +35,12 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION (?P<id>\S+)[ \t]*$")
-END = re.compile(r"^(?P<indent>[ \t]*)# END SOLUTION (?P<id>\S+)[ \t]*$")
+# SOLUTION: the instructor's code. In a student copy, YOUR CODE: a stub (or what the student
+# wrote in its place); GIVEN: an earlier assignment's code.
+KINDS = ("SOLUTION", "YOUR CODE", "GIVEN")
+BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN (?P<kind>SOLUTION|YOUR CODE|GIVEN) (?P<id>a\d+)[ \t]*$")
+END = re.compile(r"^(?P<indent>[ \t]*)# END (?P<kind>SOLUTION|YOUR CODE|GIVEN) (?P<id>a\d+)[ \t]*$")
+STUB = re.compile(r'^[ \t]*raise NotImplementedError\("(?P<id>a\d+): write ')
 _DEFINITION = re.compile(r"^(?P<indent>[ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(?P<name>\w+)")
 
 
@@ -35,7 +50,7 @@ class MarkerError(ValueError):
 
 @dataclass(frozen=True)
 class Region:
-    """One solution region: lines ``begin`` and ``end`` (1-based) are the marker lines."""
+    """One region: lines ``begin`` and ``end`` (1-based) are the marker lines."""
 
     path: str
     assignment: str
@@ -43,55 +58,64 @@ class Region:
     end: int
     indent: str
     where: str  # the enclosing definition, e.g. "Mul.backward", or "module level"
+    kind: str = "SOLUTION"  # or "YOUR CODE" (a student copy)
 
     @property
     def code_lines(self) -> int:
         return self.end - self.begin - 1
 
+    def body(self, lines: list[str]) -> list[str]:
+        """The lines between the markers (``lines`` with their line ends, as the file's)."""
+        return lines[self.begin:self.end - 1]
+
 
 def find_regions(text: str, path: str = "<text>") -> list[Region]:
-    """Every solution region of a source file, in order; raises MarkerError on bad markers."""
+    """Every region of a source file, in order; raises MarkerError on bad markers."""
     lines = text.splitlines()
     regions, open_begin = [], None
-    for number in _comment_lines(text):
+    for number in _comment_lines(text, path):
         line = lines[number - 1]
         begin, end = BEGIN.match(line), END.match(line)
         if begin:
             if open_begin is not None:
                 raise MarkerError(
-                    f"{path}:{number}: BEGIN SOLUTION {begin['id']} inside the region of "
+                    f"{path}:{number}: BEGIN {begin['kind']} {begin['id']} inside the region of "
                     f"{open_begin[1]['id']} opened at line {open_begin[0]}; regions don't nest"
                 )
             open_begin = (number, begin)
         elif end:
             if open_begin is None:
-                raise MarkerError(f"{path}:{number}: END SOLUTION {end['id']} without a BEGIN")
+                raise MarkerError(f"{path}:{number}: END {end['kind']} {end['id']} without a BEGIN")
             start, match = open_begin
-            if end["id"] != match["id"]:
+            if (end["id"], end["kind"]) != (match["id"], match["kind"]):
                 raise MarkerError(
-                    f"{path}:{number}: END SOLUTION {end['id']} closes BEGIN SOLUTION "
+                    f"{path}:{number}: END {end['kind']} {end['id']} closes BEGIN {match['kind']} "
                     f"{match['id']} of line {start}"
                 )
             if end["indent"] != match["indent"]:
                 raise MarkerError(
-                    f"{path}:{number}: END SOLUTION {end['id']} is not indented like its BEGIN "
+                    f"{path}:{number}: END {end['kind']} {end['id']} is not indented like its BEGIN "
                     f"(line {start})"
                 )
             regions.append(Region(path, match["id"], start, number, match["indent"],
-                                  _enclosing_definition(lines, start, match["indent"])))
+                                  _enclosing_definition(lines, start, match["indent"]), match["kind"]))
             open_begin = None
     if open_begin is not None:
-        raise MarkerError(f"{path}:{open_begin[0]}: BEGIN SOLUTION {open_begin[1]['id']} is never closed")
+        raise MarkerError(f"{path}:{open_begin[0]}: BEGIN {open_begin[1]['kind']} {open_begin[1]['id']} "
+                          "is never closed")
     return regions
 
 
-def _comment_lines(text: str) -> list[int]:
+def _comment_lines(text: str, path: str) -> list[int]:
     """Numbers of the lines that hold only a comment (so a marker quoted in a string or a
-    docstring, like the one at the top of this file, is not a marker)."""
+    docstring, like the ones at the top of this file, is not a marker)."""
     numbers = []
-    for token in tokenize.generate_tokens(io.StringIO(text).readline):
-        if token.type == tokenize.COMMENT and token.line.strip() == token.string.strip():
-            numbers.append(token.start[0])
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.COMMENT and token.line.strip() == token.string.strip():
+                numbers.append(token.start[0])
+    except (tokenize.TokenError, IndentationError, SyntaxError) as error:
+        raise MarkerError(f"{path}: cannot be read as Python ({error})") from None
     return numbers
 
 
@@ -108,27 +132,76 @@ def _enclosing_definition(lines: list[str], line_number: int, indent: str) -> st
     return ".".join(reversed(names)) or "module level"
 
 
-def student_version(text: str, assignment: str, hint: str, path: str = "<text>") -> tuple[str, list[Region]]:
-    """The file as a student of ``assignment`` gets it, and the regions that were removed.
+def stub_line(region: Region, hint: str) -> str:
+    message = f"{region.assignment}: write {region.where} ({hint})".replace('"', "'")
+    return f'{region.indent}raise NotImplementedError("{message}")\n'
 
-    ``hint`` ends the NotImplementedError's message (e.g. "see lessons/03_tensor_engine.md").
+
+def student_version(text: str, handed_out: set[str] | frozenset[str], hints: dict[str, str],
+                    path: str = "<text>") -> tuple[str, list[Region]]:
+    """The file as a student copy has it, and the regions that became stubs.
+
+    Regions of the assignments in ``handed_out`` become one ``raise NotImplementedError`` between
+    ``YOUR CODE`` markers; ``hints[assignment]`` ends its message (e.g. "see
+    lessons/03_tensor_engine.md"). Every other region keeps its code between ``GIVEN`` markers.
     """
     regions = find_regions(text, path)
     lines = text.splitlines(keepends=True)
-    marker_lines = {r.begin for r in regions} | {r.end for r in regions}
-    removed = [r for r in regions if r.assignment == assignment]
-    removed_lines = {n for r in removed for n in range(r.begin, r.end + 1)}
-    out = []
+    stubbed = [r for r in regions if r.assignment in handed_out]
+    by_begin = {r.begin: r for r in regions}
+    out, skip_until = [], 0
     for number, line in enumerate(lines, start=1):
-        region = next((r for r in removed if r.begin == number), None)
-        if region is not None:
-            message = f"{assignment}: write {region.where} ({hint})".replace('"', "'")
-            out.append(f'{region.indent}raise NotImplementedError("{message}")\n')
-        elif number not in removed_lines and number not in marker_lines:
+        if number <= skip_until:
+            continue
+        region = by_begin.get(number)
+        if region is None:
             out.append(line)
+        elif region.assignment in handed_out:
+            out += [f"{region.indent}# BEGIN YOUR CODE {region.assignment}\n",
+                    stub_line(region, hints[region.assignment]),
+                    f"{region.indent}# END YOUR CODE {region.assignment}\n"]
+            skip_until = region.end
+        else:
+            out += [f"{region.indent}# BEGIN GIVEN {region.assignment}\n", *region.body(lines),
+                    f"{region.indent}# END GIVEN {region.assignment}\n"]
+            skip_until = region.end
     student = "".join(out)
     compile(student, path, "exec")  # a marker in the wrong place shows here, not in class
-    return student, removed
+    return student, stubbed
+
+
+def splice(base: str, donor: str, assignments: set[str] | frozenset[str], path: str = "<text>") -> tuple[str, list[str]]:
+    """``base`` with the body of each of its regions of ``assignments`` replaced by the body of
+    the matching region of ``donor`` (same assignment and definition, in order).
+
+    Returns the text and notes for the regions that found no partner. The grader calls it with
+    a student's file as ``base`` and the instructor's view of that file as ``donor``, for every
+    assignment but the graded one.
+    """
+    base_regions, donor_regions = find_regions(base, path), find_regions(donor, path)
+    base_lines, donor_lines = base.splitlines(keepends=True), donor.splitlines(keepends=True)
+    partners: dict[tuple[str, str], list[Region]] = {}
+    for region in donor_regions:
+        partners.setdefault((region.assignment, region.where), []).append(region)
+    replaced, notes, skip_until, out = {}, [], 0, []
+    for region in base_regions:
+        if region.assignment not in assignments:
+            continue
+        candidates = partners.get((region.assignment, region.where), [])
+        if candidates:
+            replaced[region.begin] = (region, candidates.pop(0))
+        else:
+            notes.append(f"{path}: the {region.assignment} region in {region.where} has no partner")
+    for number, line in enumerate(base_lines, start=1):
+        if number <= skip_until:
+            continue
+        out.append(line)
+        if number in replaced:
+            mine, theirs = replaced[number]
+            out += theirs.body(donor_lines)
+            out.append(base_lines[mine.end - 1])
+            skip_until = mine.end
+    return "".join(out), notes
 
 
 def without_hidden_tests(text: str, path: str = "<text>") -> str | None:
@@ -158,11 +231,22 @@ def _mentions_hidden_mark(node: ast.AST) -> bool:
                for n in ast.walk(node))
 
 
+def relabel(text: str, kinds: dict[str, str], path: str = "<text>") -> str:
+    """The text with the markers of each assignment in ``kinds`` turned to that kind."""
+    lines = text.splitlines(keepends=True)
+    for region in find_regions(text, path):
+        kind = kinds.get(region.assignment)
+        if kind is not None:
+            for number, word in ((region.begin, "BEGIN"), (region.end, "END")):
+                lines[number - 1] = f"{region.indent}# {word} {kind} {region.assignment}\n"
+    return "".join(lines)
+
+
 def regions_in_tree(root: Path, package: str = "minitransformer") -> list[Region]:
-    """Every solution region in the package's Python files, by path relative to ``root``."""
+    """Every region in the package's Python files, by path relative to ``root``."""
     regions = []
     for path in sorted((root / package).rglob("*.py")):
         text = path.read_text(encoding="utf-8")
-        if "SOLUTION" in text:
+        if "# BEGIN " in text:
             regions.extend(find_regions(text, path.relative_to(root).as_posix()))
     return regions

@@ -26,6 +26,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..tensor import Tensor, describe
+from .gpt import merge_heads, split_heads
 from .layers import Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList, new_parameter
 
@@ -124,16 +125,11 @@ class BertSelfAttention(Module):
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(self, x: Tensor, mask) -> Tensor:
-        B, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
-
-        def heads(projection):  # (B, T, C) -> (B, T, nh, hs) -> (B, nh, T, hs)
-            return projection(x).reshape(B, T, nh, hs).transpose(0, 2, 1, 3)
-
-        q, k, v = heads(self.query), heads(self.key), heads(self.value)
+        # the heads split and merged as in GPT's attention (nn/gpt.py)
+        q, k, v = (split_heads(projection(x), self.n_head) for projection in (self.query, self.key, self.value))
         dropout_p = self.dropout_p if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=dropout_p)  # (B, nh, T, hs)
-        return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
+        return merge_heads(y)  # (B, T, C)
 
 
 class BertResidualOutput(Module):

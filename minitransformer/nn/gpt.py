@@ -66,18 +66,30 @@ class CausalSelfAttention(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # BEGIN SOLUTION a4
-        B, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(3, axis=2)  # 3 x (B, T, C)
-        # split the channels into heads: (B, T, C) -> (B, T, nh, hs) -> (B, nh, T, hs)
-        q = q.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)
-        k = k.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)
-        v = v.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # 3 x (B, nh, T, hs)
         dropout_p = self.attn_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
-        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, T, C)
         # END SOLUTION a4
+
+
+def split_heads(x: Tensor, n_head: int) -> Tensor:
+    """(B, T, C) -> (B, nh, T, hs), hs = C / nh: each head's slice of the channels becomes a
+    sequence of its own, so one batched attention call serves every head."""
+    # BEGIN SOLUTION a4
+    B, T, C = x.shape
+    return x.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)
+    # END SOLUTION a4
+
+
+def merge_heads(y: Tensor) -> Tensor:
+    """(B, nh, T, hs) -> (B, T, nh * hs): the heads' outputs side by side again (the inverse of
+    ``split_heads``)."""
+    # BEGIN SOLUTION a4
+    B, nh, T, hs = y.shape
+    return y.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)
+    # END SOLUTION a4
 
 
 class MLP(Module):

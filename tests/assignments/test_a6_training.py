@@ -31,6 +31,7 @@ def config(tmp_path) -> TrainConfig:
                        log_interval=1, sample_tokens=5, warmup_iters=1, learning_rate=1e-2, grad_clip=0.5)
 
 
+@pytest.mark.hidden
 def test_train_takes_the_steps_of_a_hand_written_loop(config):
     run_dir = train(config, out=open(os.devnull, "w"))
     trained, _, _ = load_run(run_dir)

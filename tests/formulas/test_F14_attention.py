@@ -4,6 +4,7 @@ Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, d_k the key dimension."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ import minitransformer.functional as F
 from tests.strategies import arrays
 
 
+@pytest.mark.hidden  # a reference implementation: graded, never released
 def attention_formula(Q, K, V):
     d_k = K.shape[-1]
     scores = Q @ K.T / np.sqrt(d_k)
@@ -19,6 +21,7 @@ def attention_formula(Q, K, V):
     return weights @ V
 
 
+@pytest.mark.hidden
 @given(data=st.data())
 def test_F14_attention_equals_formula(data):
     t_query, t_key = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
@@ -35,6 +38,7 @@ def test_F14_attention_gradient_matches_finite_differences():
     assert mt.gradcheck(F.scaled_dot_product_attention, [Q, K, V])
 
 
+@pytest.mark.hidden
 def test_F14_attention_batched_heads_equal_formula_per_head():
     rng = np.random.default_rng(1)
     Q, K, V = (rng.standard_normal((2, 3, 4, 5)) for _ in range(3))  # (B, nh, T, hs)

@@ -17,6 +17,7 @@ from tests.helpers import assert_close, check_op, host, tensor
 from tests.strategies import arrays
 
 
+@pytest.mark.hidden  # a reference implementation: graded, never released
 def reference_attention(q, k, v, mask=None, is_causal=False):
     """softmax(Q K^T / sqrt(d_k) + M) V in NumPy."""
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
@@ -36,12 +37,14 @@ def qkv(draw, max_t: int = 4):
             draw(arrays(batch + (t_key, d_v))))
 
 
+@pytest.mark.hidden
 @given(inputs=qkv(), is_causal=st.booleans())
 def test_attention_matches_numpy(xp, inputs, is_causal):
     check_op(xp, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=is_causal),
              lambda q, k, v: reference_attention(q, k, v, is_causal=is_causal), *inputs)
 
 
+@pytest.mark.hidden
 @given(inputs=qkv(), data=st.data())
 def test_attention_with_boolean_mask(xp, inputs, data):
     q, k, v = inputs
@@ -52,6 +55,7 @@ def test_attention_with_boolean_mask(xp, inputs, data):
              lambda q, k, v: reference_attention(q, k, v, mask=mask), *inputs)
 
 
+@pytest.mark.hidden
 @given(inputs=qkv(), data=st.data(), is_causal=st.booleans())
 def test_attention_with_float_mask(xp, inputs, data, is_causal):
     q, k, v = inputs
@@ -59,6 +63,22 @@ def test_attention_with_float_mask(xp, inputs, data, is_causal):
     mask_on_device = xp.asarray(mask)
     check_op(xp, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=mask_on_device, is_causal=is_causal),
              lambda q, k, v: reference_attention(q, k, v, mask=mask, is_causal=is_causal), *inputs)
+
+
+@given(inputs=qkv(), data=st.data())
+def test_masked_keys_get_no_weight_and_a_float_mask_of_minus_inf_is_the_same(xp, inputs, data):
+    q, k, _ = inputs
+    t_query, t_key = q.shape[-2], k.shape[-2]
+    mask = data.draw(arrays((t_query, t_key))) > 0
+    mask[:, 0] = True  # every query sees at least one key
+    identity = np.broadcast_to(np.eye(t_key), k.shape[:-2] + (t_key, t_key))  # V = I: out = weights
+    weights = host(F.scaled_dot_product_attention(tensor(xp, q), tensor(xp, k), tensor(xp, identity),
+                                                  mask=xp.asarray(mask)))
+    assert np.all(weights[..., ~mask] == 0), "a key the boolean mask hides got attention weight"
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-12)
+    as_float = xp.asarray(np.where(mask, 0.0, -np.inf))
+    assert_close(F.scaled_dot_product_attention(tensor(xp, q), tensor(xp, k), tensor(xp, identity), mask=as_float),
+                 weights, rtol=1e-12, atol=1e-15)
 
 
 def test_fully_masked_row_gives_zeros_not_nan(xp):
@@ -120,6 +140,7 @@ def test_one_key_returns_v(xp, inputs):
     assert_close(out, np.broadcast_to(v, q.shape[:-1] + v.shape[-1:]), rtol=1e-12)
 
 
+@pytest.mark.hidden
 def test_attention_dropout_drops_and_rescales_weights(xp):
     rng = np.random.default_rng(0)
     t, p = 6, 0.5

@@ -13,6 +13,7 @@ from minitransformer import nn, optim
 from tests.strategies import arrays
 
 
+@pytest.mark.hidden  # a reference implementation: graded, never released
 def adam_reference(theta, grads, lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
     """Algorithm 1 of Kingma & Ba (2015), line by line, in float64; weight decay either added
     to the gradient (L2, Adam) or applied to theta directly (AdamW)."""
@@ -58,6 +59,7 @@ def gradient_sequences(draw):
     return draw(arrays(shape, -5, 5)), [draw(arrays(shape, -5, 5)) for _ in range(steps)]
 
 
+@pytest.mark.hidden
 @pytest.mark.parametrize("optimizer_class, decoupled", [(optim.Adam, False), (optim.AdamW, True)])
 @given(h=hyperparameters, sequence=gradient_sequences())
 def test_matches_algorithm_1_step_by_step(optimizer_class, decoupled, h, sequence):
@@ -70,6 +72,7 @@ def test_matches_algorithm_1_step_by_step(optimizer_class, decoupled, h, sequenc
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"step {step + 1}")
 
 
+@pytest.mark.hidden
 @pytest.mark.parametrize("optimizer_class, decoupled", [(optim.Adam, False), (optim.AdamW, True)])
 def test_parameters_and_gradients_in_any_memory_layout(optimizer_class, decoupled):
     # AdamW updates flat views of each array in place: a transposed (Fortran-ordered) parameter

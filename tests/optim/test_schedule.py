@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from minitransformer import nn, optim
 
 
+@pytest.mark.hidden  # a reference implementation: graded, never released
 def nanogpt_get_lr(it, learning_rate, warmup_iters, lr_decay_iters, min_lr):
     # 1) linear warmup for warmup_iters steps
     if it < warmup_iters:
@@ -28,6 +29,7 @@ def nanogpt_get_lr(it, learning_rate, warmup_iters, lr_decay_iters, min_lr):
 
 @given(warmup=st.integers(0, 50), span=st.integers(1, 200), learning_rate=st.floats(1e-5, 1.0),
        floor=st.floats(0.0, 1.0), it=st.integers(0, 400))
+@pytest.mark.hidden
 def test_matches_nanogpts_get_lr(warmup, span, learning_rate, floor, it):
     min_lr = learning_rate * floor
     expected = nanogpt_get_lr(it, learning_rate, warmup, warmup + span, min_lr)

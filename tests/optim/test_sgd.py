@@ -15,6 +15,7 @@ from minitransformer import nn, optim
 from tests.strategies import arrays
 
 
+@pytest.mark.hidden  # a reference implementation: graded, never released
 def sgd_reference(theta, grads, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
     """PyTorch's SGD, written out: b_1 = g_1, b_t = mu b_{t-1} + g_t; step with b_t, or with
     g_t + mu b_t for Nesterov."""
@@ -40,6 +41,7 @@ def gradient_sequences(draw):
 
 @given(sequence=gradient_sequences(), lr=st.floats(1e-3, 1.0), momentum=st.sampled_from([0.0, 0.5, 0.9]),
        weight_decay=st.sampled_from([0.0, 0.1]), nesterov=st.booleans())
+@pytest.mark.hidden
 def test_matches_the_transcription_step_by_step(sequence, lr, momentum, weight_decay, nesterov):
     nesterov = nesterov and momentum > 0
     theta, grads = sequence
