@@ -1,9 +1,9 @@
 """CPU implementations: numba kernels (kernels.py) run in row blocks on every core
 (parallel.py), and NumPy calls arranged to use BLAS and the caches better.
 
-Each module is loaded when it is present: a course assignment's student copy leaves out the
-modules that implement the ops the student writes (assignments/registry.py, ``fast_files``), so
-that the student's reference code is what runs.
+Each module is loaded when it is present: a course assignment's student copy leaves out every
+op's module (assignments/releasing.py keeps only parallel.py, the thread settings), so that the
+student's reference code is what runs.
 """
 
 import importlib
