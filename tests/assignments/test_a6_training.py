@@ -33,7 +33,7 @@ def config(tmp_path) -> TrainConfig:
 
 @pytest.mark.hidden
 def test_train_takes_the_steps_of_a_hand_written_loop(config):
-    run_dir = train(config, out=open(os.devnull, "w"))
+    run_dir = train(config, out=open(os.devnull, "w"), results=open(os.devnull, "w"))
     trained, _, _ = load_run(run_dir)
 
     # the same run by hand: the same tokenizer, split, seed, model and batches
@@ -58,7 +58,7 @@ def test_train_takes_the_steps_of_a_hand_written_loop(config):
 
 def test_the_loss_falls_and_every_step_is_logged(config):
     config.max_iters, config.eval_interval = 40, 20
-    run_dir = train(config, out=open(os.devnull, "w"))
+    run_dir = train(config, out=open(os.devnull, "w"), results=open(os.devnull, "w"))
     records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
     evals = [r for r in records if r["kind"] == "eval"]
