@@ -1,10 +1,13 @@
-"""Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR]``.
+"""Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, scaling, train (default: all, in that order). Each prints a table
-and writes ``DIR/<suite>.json`` (machine, versions, BLAS, date and every number) and a plot
-beside it; DIR defaults to ``benchmarks/results/<machine>``. ``--quick`` runs every suite on
-small sizes with few repetitions, a smoke test that finishes in well under a minute (the test
-suite runs it); its numbers are not meant to be quoted.
+Suites: ops, step, profile, scaling, train, startup (default: all, in that order). Each prints a
+table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number) and a plot
+beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is printed at the
+end), or ``--out DIR``. ``--update-results`` writes the committed ``benchmarks/results/<machine>/``
+instead: only when regenerating the reference numbers on purpose, on an idle machine.
+``--quick`` runs every suite on small sizes with few repetitions, a smoke test that finishes in
+well under a minute (the test suite runs it); its numbers are not meant to be quoted, and
+``--update-results`` refuses them.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import ops, profile, scaling, step, train
+from .suites import ops, profile, scaling, startup, step, train
 
-SUITES = ("ops", "step", "profile", "scaling", "train")
+SUITES = ("ops", "step", "profile", "scaling", "train", "startup")
 
 
 def main(argv=None) -> int:
@@ -33,14 +36,19 @@ def main(argv=None) -> int:
                         help="minitransformer's kernels: the fast layer (numba-compiled, the default) or "
                              "the reference ops alone")
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the JSON and plots (default: benchmarks/results/<machine>)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None,
+                       help="folder for the JSON and plots (default: benchmarks/scratch/<machine>, ignored by git)")
+    where.add_argument("--update-results", action="store_true",
+                       help="write the committed benchmarks/results/<machine>/ (to regenerate them on purpose)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suites {unknown}; choose from {', '.join(SUITES)}")
+    if args.update_results and args.quick:
+        parser.error("--update-results with --quick would commit smoke-test numbers; run without --quick")
     suites = args.suites or list(SUITES)
-    out_dir = args.out or harness.RESULTS_DIR / harness.machine_slug()
+    out_dir = harness.output_dir(args.out, args.update_results)
 
     if args.kernels is not None:
         import minitransformer as mt
@@ -72,8 +80,10 @@ def main(argv=None) -> int:
             result = profile.run(args.quick)
         elif suite == "scaling":
             result = scaling.run(args.quick, torch, threads, peak_gflops=peak["gflops"])
-        else:
+        elif suite == "train":
             result = train.run(args.quick)
+        else:
+            result = startup.run(args.quick)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,
                    "seconds": time.perf_counter() - start, "load_average_after": list(os.getloadavg()),
                    **result}
@@ -82,6 +92,13 @@ def main(argv=None) -> int:
         if suite in PLOTS:
             subtitle = f"{machine['machine']}, {machine['date'][:10]}" + (", --quick" if args.quick else "")
             print(f"-> {PLOTS[suite](payload, out_dir, subtitle)}")
+    if args.update_results:
+        kind = "the committed results"
+    elif args.out:
+        kind = "the folder given with --out"
+    else:
+        kind = "scratch, ignored by git; --update-results writes the committed benchmarks/results/<machine>/"
+    print(f"\nresults and plots: {out_dir}  ({kind})")
     return 0
 
 

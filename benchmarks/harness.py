@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS_DIR = Path(__file__).parent / "results"
+RESULTS_DIR = Path(__file__).parent / "results"  # committed: written only with --update-results
+SCRATCH_DIR = Path(__file__).parent / "scratch"  # ignored by git: where a run writes by default
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -246,6 +247,15 @@ def gpt_step_flops(n_layer: int, n_embd: int, vocab_size: int, batch: int, block
 
 
 # --- results ----------------------------------------------------------------------------------
+
+def output_dir(out: Path | None, update_results: bool) -> Path:
+    """Where a run writes: ``out`` if given, the committed ``results/<machine>/`` with
+    ``update_results``, else ``scratch/<machine>/``, so that running a benchmark never
+    overwrites the reference numbers by accident."""
+    if out is not None:
+        return out
+    return (RESULTS_DIR if update_results else SCRATCH_DIR) / machine_slug()
+
 
 def write_json(out_dir: Path, suite: str, payload: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)

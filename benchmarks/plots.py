@@ -1,4 +1,9 @@
-"""Plots of the suites' results (matplotlib, Agg: no display needed), saved beside the JSON."""
+"""Plots of the suites' results (matplotlib, Agg: no display needed), saved beside the JSON.
+
+Every plot labels its axes with their units, and its legend sits below the panels, where it
+covers no data. A plot whose run had no PyTorch says so in its title, instead of showing no
+PyTorch bars without a word.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import numpy as np
 
 COLORS = {"fused": "tab:blue", "composed": "tab:orange", "torch": "tab:green",
           "minitransformer": "tab:blue", "numpy_kernels": "tab:cyan"}
+LABELS = {"fused": "fused (one node)", "composed": "composed (primitive ops)", "torch": "PyTorch",
+          "minitransformer": "minitransformer", "numpy_kernels": "minitransformer, NumPy kernels"}
+# the large step's target in the README: at least 60% of the matmul peak
+PEAK_TARGET = 0.6
 
 
 def _pyplot():
@@ -19,11 +28,39 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path, bottom_margin: float = 0.0) -> Path:
-    fig.tight_layout(rect=(0, bottom_margin, 1, 1))  # bottom_margin: room for a figure legend
+def _plain_numbers(axis) -> None:
+    """Tick labels as plain numbers (30, 100, 300), not 3 x 10^1, also on a log axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    if axis.get_scale() == "log":
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def _note(result: dict) -> str:
+    """What the title must say about the run: smoke numbers, no PyTorch."""
+    notes = []
+    if result.get("quick"):
+        notes.append("--quick: few repetitions, noisy, not for quoting")
+    if "torch" not in result.get("machine", {}):
+        notes.append("PyTorch not installed, so no PyTorch bars (pip install torch to compare)")
+    return "\n".join(notes)
+
+
+def _save(fig, path: Path, legend: tuple | None = None, columns: int = 4) -> Path:
+    """Save with ``legend`` (handles, labels) centred below the panels."""
+    if legend is not None and legend[0]:
+        fig.legend(*legend, loc="outside lower center", ncol=min(columns, len(legend[0])), fontsize=8,
+                   frameon=False)
     fig.savefig(path, dpi=110)
     fig.clf()
     return path
+
+
+def _figure(plt, rows: int, columns: int, size: tuple[float, float]):
+    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False, layout="constrained")
+    return fig, axes
 
 
 def plot_ops(result: dict, out_dir: Path, subtitle: str) -> Path:
@@ -31,82 +68,104 @@ def plot_ops(result: dict, out_dir: Path, subtitle: str) -> Path:
     plt = _pyplot()
     rows = [r for r in result["results"] if r["mode"] == "forward+backward"]
     sizes = sorted({r["size"] for r in rows}, key=["small", "large"].index)
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
+    fig, axes = _figure(plt, 1, len(sizes), (6 * len(sizes), 4.6))
     for ax, size in zip(axes[0], sizes):
         ops = [r for r in rows if r["size"] == size]
         impls = [i for i in ("fused", "composed", "torch") if ops[0].get(f"{i}_ms") is not None]
         x = np.arange(len(ops))
         for j, impl in enumerate(impls):
             ax.bar(x + (j - (len(impls) - 1) / 2) * 0.27, [r[f"{impl}_ms"] for r in ops], 0.27,
-                   label=impl, color=COLORS[impl])
+                   label=LABELS[impl], color=COLORS[impl])
         ax.set_xticks(x, [r["op"] for r in ops], rotation=30)
         ax.set_yscale("log")
-        ax.set_ylabel("forward + backward, ms (log)")
-        ax.set_title(f"{size} GPT shapes")
-        ax.legend()
-    fig.suptitle(f"fused ops vs composed primitives vs PyTorch  ({subtitle})", fontsize=9)
-    return _save(fig, out_dir / "ops.png")
+        _plain_numbers(ax.yaxis)
+        ax.set_ylabel("forward + backward, ms (log scale)")
+        ax.set_title(f"{size} GPT shapes", fontsize=10)
+        ax.grid(axis="y", alpha=0.3, which="both")
+    note = _note(result)
+    fig.suptitle(f"fused ops vs composed primitives vs PyTorch  ({subtitle})" + (f"\n{note}" if note else ""),
+                 fontsize=9)
+    return _save(fig, out_dir / "ops.png", axes[0][0].get_legend_handles_labels())
 
 
 def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
-    """ms per step for both frameworks, and the fraction of the matmul peak each reaches."""
+    """ms per step, a panel per config (linear axes from 0, each its own scale, so a 10% gap looks
+    like 10%), and the fraction of the matmul peak each framework reaches."""
     plt = _pyplot()
     rows = result["results"]
     names = [n for n in ("minitransformer", "numpy_kernels", "torch") if rows[0].get(f"{n}_ms") is not None]
-    labels = {"minitransformer": "minitransformer", "numpy_kernels": "minitransformer, NumPy kernels",
-              "torch": "torch"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _figure(plt, 1, len(rows) + 1, (max(10.0, 3.6 * (len(rows) + 1)), 4.6))
+    width = 0.8 / len(names)
+    for ax, row in zip(axes[0], rows):
+        values = [row[f"{name}_ms"] for name in names]
+        bars = ax.bar(np.arange(len(names)), values, 0.7, color=[COLORS[n] for n in names],
+                      label=[LABELS[n] for n in names])
+        ax.bar_label(bars, [f"{v:.3g}" if v < 100 else f"{v:.0f}" for v in values], fontsize=8)
+        ax.set_xticks([])
+        ax.set_ylim(0, max(values) * 1.15)
+        ax.set_ylabel("ms per training step")
+        ax.set_title(f"{row['config']}: B{row['batch']} T{row['block']} L{row['n_layer']} C{row['n_embd']}",
+                     fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    peak_ax = axes[0][-1]
     x = np.arange(len(rows))
-    width = 0.7 / len(names)
     for j, name in enumerate(names):
-        offset = (j - (len(names) - 1) / 2) * width
-        left.bar(x + offset, [r[f"{name}_ms"] for r in rows], width, label=labels[name], color=COLORS[name])
-        right.bar(x + offset, [r[f"{name}_fraction_of_peak"] for r in rows], width, label=labels[name],
-                  color=COLORS[name])
-    labels = [f"{r['config']}\nB{r['batch']} T{r['block']} L{r['n_layer']} C{r['n_embd']}" for r in rows]
-    peak_labels = [label + (f"\npeak {r['matmul_peak_gflops']:.0f} GFLOP/s" if "matmul_peak_gflops" in r else "")
-                   for label, r in zip(labels, rows)]
-    left.set_xticks(x, labels)
-    left.set_yscale("log")
-    left.set_ylabel("ms per training step (log)")
-    right.set_xticks(x, peak_labels)
-    right.set_ylabel("matmul GFLOP/s / peak")
-    right.axhline(0.6, color="gray", ls="--", lw=0.8)
-    fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=len(names), fontsize=8)
-    fig.suptitle(f"one training step; the peak timed alongside each config  ({subtitle})", fontsize=9)
-    return _save(fig, out_dir / "step.png", bottom_margin=0.07)
+        peak_ax.bar(x + (j - (len(names) - 1) / 2) * width, [r[f"{name}_fraction_of_peak"] * 100 for r in rows],
+                    width, color=COLORS[name])
+    peak_ax.axhline(PEAK_TARGET * 100, color="gray", ls="--", lw=0.8,
+                    label=f"target for the large config: {PEAK_TARGET:.0%} of the peak")
+    peak_ax.set_xticks(x, [f"{r['config']}\npeak {r['matmul_peak_gflops']:.0f} GFLOP/s" for r in rows])
+    peak_ax.set_ylabel("matmul GFLOP/s, % of the machine's peak")
+    peak_ax.set_ylim(0, 100)
+    peak_ax.set_title("share of the matmul peak", fontsize=10)
+    peak_ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    target_handles, target_labels = peak_ax.get_legend_handles_labels()
+    note = _note(result)
+    fig.suptitle(f"one training step (forward, backward, clip, AdamW)  ({subtitle})\nthe peak: a 2048^3 float32 "
+                 f"product timed alongside" + (f"; {note}" if note else ""), fontsize=9)
+    return _save(fig, out_dir / "step.png", (handles + target_handles, labels + target_labels), columns=2)
 
 
 def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
     """Time and memory over T (top) and n_embd (bottom), log-log."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
-    for row_axes, sweep, key, label in ((axes[0], "T", "block", "T (context length)"),
-                                        (axes[1], "n_embd", "n_embd", "n_embd (width C)")):
+    fig, axes = _figure(plt, 2, 2, (10, 7.8))
+    for row_axes, sweep, key, label in ((axes[0], "T", "block", "T, context length (tokens)"),
+                                        (axes[1], "n_embd", "n_embd", "n_embd, width C")):
         rows = [r for r in result["results"] if r["sweep"] == sweep]
         if not rows:
             continue
         xs = [r[key] for r in rows]
         time_ax, memory_ax = row_axes
-        for name in ("minitransformer", "torch"):
+        for name, text in (("minitransformer", "minitransformer, time"), ("torch", "PyTorch, time")):
             if rows[0].get(f"{name}_ms") is not None:
-                time_ax.plot(xs, [r[f"{name}_ms"] for r in rows], "o-", label=name, color=COLORS[name])
-        memory_series = [("minitransformer_peak_rss_delta", "ours, peak RSS", "tab:blue", "o-"),
-                         ("minitransformer_tracemalloc_peak", "ours, tracemalloc", "tab:blue", "x--"),
-                         ("torch_peak_rss_delta", "torch, peak RSS", "tab:green", "o-"),
-                         ("attention_weights_bytes", "P (B,nh,T,T), kept by the NumPy code", "gray", ":")]
+                time_ax.plot(xs, [r[f"{name}_ms"] for r in rows], "o-", label=text, color=COLORS[name])
+        memory_series = [("minitransformer_peak_rss_delta", "minitransformer, peak RSS", "tab:blue", "s-"),
+                         ("minitransformer_tracemalloc_peak", "minitransformer, live arrays (tracemalloc)",
+                          "tab:blue", "x--"),
+                         ("torch_peak_rss_delta", "PyTorch, peak RSS", "tab:green", "s-"),
+                         ("attention_weights_bytes", "P (B, nh, T, T), kept by the NumPy code", "gray", ".:")]
         for field, name, color, style in memory_series:
             if rows[0].get(field) is not None:
                 memory_ax.plot(xs, [r[field] / 2**20 for r in rows], style, label=name, color=color)
-        for ax, ylabel in ((time_ax, "ms per step"), (memory_ax, "peak memory, MiB")):
+        for ax, ylabel in ((time_ax, "ms per training step (log scale)"), (memory_ax, "peak memory, MiB (log scale)")):
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+            ax.set_xticks(xs, [str(x) for x in xs])
+            ax.xaxis.set_minor_locator(plt.NullLocator())
+            _plain_numbers(ax.yaxis)
             ax.set_xlabel(label)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=8)
-    fig.suptitle(f"scaling: GPT L{result['n_layer']} nh{result['n_head']} B{result['batch']}  ({subtitle})", fontsize=9)
-    return _save(fig, out_dir / "scaling.png")
+    handles, labels = [], []
+    for ax in axes[0]:  # the same series in both rows
+        h, l = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + l
+    note = _note(result)
+    fig.suptitle(f"scaling: GPT L{result['n_layer']} nh{result['n_head']} B{result['batch']}  ({subtitle})"
+                 + (f"\n{note}" if note else ""), fontsize=9)
+    return _save(fig, out_dir / "scaling.png", (handles, labels), columns=3)
 
 
 def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> Path:
@@ -114,7 +173,7 @@ def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> P
     engine and Python overhead is a bar of its own."""
     plt = _pyplot()
     configs = result["results"]
-    fig, axes = plt.subplots(1, len(configs), figsize=(6.5 * len(configs), 5), squeeze=False)
+    fig, axes = _figure(plt, 1, len(configs), (6.5 * len(configs), 5))
     for ax, config in zip(axes[0], configs):
         ms = {}  # (op, pass) -> ms per step; the overhead has pass None
         for row in config["rows"]:
@@ -133,9 +192,38 @@ def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> P
         ax.set_xlabel("ms per training step")
         ax.set_title(f"{config['config']} (B{config['batch']} T{config['block']} L{config['n_layer']} "
                      f"C{config['n_embd']}): {config['step_ms']:.1f} ms per step", fontsize=9)
-        ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"where one training step goes, top {top}  ({subtitle})", fontsize=9)
-    return _save(fig, out_dir / "profile.png")
+        ax.grid(axis="x", alpha=0.3)
+    note = _note({**result, "machine": {"torch": "not needed"}})  # no PyTorch in this suite
+    fig.suptitle(f"where one training step of minitransformer goes, top {top}  ({subtitle})"
+                 + (f"\n{note}" if note else ""), fontsize=9)
+    return _save(fig, out_dir / "profile.png", axes[0][0].get_legend_handles_labels())
 
 
-PLOTS = {"ops": plot_ops, "step": plot_step, "profile": plot_profile, "scaling": plot_scaling}
+def plot_startup(result: dict, out_dir: Path, subtitle: str) -> Path:
+    """Each fresh process's way to its first training step, phase by phase, a bar per run."""
+    plt = _pyplot()
+    runs = result["runs"]
+    fig, axes = _figure(plt, 1, 1, (8, 1.6 + 0.45 * len(runs)))
+    ax = axes[0][0]
+    y = np.arange(len(runs))
+    left = np.zeros(len(runs))
+    colors = ("tab:gray", "tab:blue", "tab:cyan", "tab:orange")
+    for (phase, text), color in zip(result["phases"], colors):
+        widths = np.array([run[phase] for run in runs])
+        ax.barh(y, widths, left=left, color=color, label=text)
+        left += widths
+    for i, total in enumerate(left):
+        ax.text(total, i, f" {total:.2f} s", va="center", fontsize=8)
+    ax.set_yticks(y, [f"run {i + 1}" + (" (first)" if i == 0 else "") for i in range(len(runs))])
+    ax.invert_yaxis()
+    ax.set_xlim(0, left.max() * 1.15)
+    ax.set_xlabel("seconds since the process was launched")
+    ax.grid(axis="x", alpha=0.3)
+    note = _note({**result, "machine": {"torch": "not needed"}})
+    fig.suptitle(f"time to the first training step of a fresh process ({result['config']})  ({subtitle})"
+                 + (f"\n{note}" if note else ""), fontsize=9)
+    return _save(fig, out_dir / "startup.png", ax.get_legend_handles_labels())
+
+
+PLOTS = {"ops": plot_ops, "step": plot_step, "profile": plot_profile, "scaling": plot_scaling,
+         "startup": plot_startup}

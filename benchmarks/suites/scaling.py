@@ -24,8 +24,8 @@ EMBD_SWEEP, EMBD_SWEEP_T = (64, 128, 256, 512), 256
 
 
 def sweep_configs(quick: bool) -> list[tuple[str, StepConfig]]:
-    if quick:
-        t_values, embd_values, t_embd, embd_t = (32, 64), (64,), 32, 32
+    if quick:  # two points per sweep; T32-C32 is in both and measured once
+        t_values, embd_values, t_embd, embd_t = (32, 64), (32, 64), 32, 32
     else:
         t_values, embd_values, t_embd, embd_t = T_SWEEP, EMBD_SWEEP, T_SWEEP_EMBD, EMBD_SWEEP_T
     configs = [("T", StepConfig(f"T{t}-C{t_embd}", BATCH, t, N_LAYER, N_HEAD, t_embd)) for t in t_values]
@@ -35,13 +35,19 @@ def sweep_configs(quick: bool) -> list[tuple[str, StepConfig]]:
 
 
 def run(quick: bool, torch=None, threads: int = 1, peak_gflops: float = 1.0) -> dict:
-    rows = []
+    rows, measured = [], {}
     for sweep, config in sweep_configs(quick):
+        if config in measured:  # a config both sweeps pass through
+            rows.append({**measured[config], "sweep": sweep})
+            continue
         flops = gpt_step_flops(config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
-        rounds = 1 if quick else max(3, min(10, int(1e10 / flops["matmul_flops"])))
+        # at least 3 rounds even in quick mode: with one, a single slow turn (a burst of load, a
+        # late compilation) becomes the point and the curve runs backwards
+        rounds = 3 if quick else max(3, min(10, int(1e10 / flops["matmul_flops"])))
         row = measure_config(config, torch, threads, rounds=rounds, peak_gflops=peak_gflops,
                              numpy_kernels=False, blas_products=False)
         row["sweep"] = sweep
+        measured[config] = row
         row["attention_weights_bytes"] = config.n_layer * config.batch * config.n_head * config.block**2 * 4
         for key in ("minitransformer_peak_rss_delta", "torch_peak_rss_delta",
                     "minitransformer_tracemalloc_peak", "attention_weights_bytes"):
