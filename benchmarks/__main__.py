@@ -26,10 +26,11 @@ SUITES = ("ops", "step", "profile", "scaling", "train", "startup")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Time minitransformer against "
+                                     "PyTorch; print tables and write JSON and plots (see benchmarks/README.md).")
     parser.add_argument("suites", nargs="*", metavar="suite", default=[],
                         help=f"which suites to run: {', '.join(SUITES)} (default: all)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="threads for BLAS, minitransformer's kernels and PyTorch "
                              "(default: NumPy's BLAS default)")
     parser.add_argument("--kernels", choices=("fast", "reference"), default=None,
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
                              "the reference ops alone")
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs: a smoke test")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--out", type=Path, default=None,
+    where.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="folder for the JSON and plots (default: benchmarks/scratch/<machine>, ignored by git)")
     where.add_argument("--update-results", action="store_true",
                        help="write the committed benchmarks/results/<machine>/ (to regenerate them on purpose)")

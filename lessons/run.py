@@ -1,8 +1,14 @@
 """Run the course's lessons: every ```python block of a lesson, in order, in one namespace.
 
-    python lessons/run.py 05              # one lesson, full size, writes its figures
+    python lessons/run.py 05              # one lesson, full size; figures go to lessons/scratch/figures/
     python lessons/run.py 05 07 --quick   # small settings (MINITRANSFORMER_QUICK=1)
-    python lessons/run.py --all           # every lesson: regenerates all figures
+    python lessons/run.py --all           # every lesson
+    python lessons/run.py --all --write   # every lesson, regenerating the committed lessons/figures/
+
+Figures go to a scratch folder that git ignores (printed at the end), so running the course
+never changes the repository; ``--write`` updates the committed figures the lessons show, to be
+used when regenerating them on purpose (full size: ``--write`` refuses ``--quick``), and
+``--figures DIR`` puts them anywhere.
 
 A lesson is a Markdown file ``lessons/NN_slug.md``. Blocks fenced as ```python run; ```text and
 ```py-norun blocks are shown, never run. Each lesson runs in a fresh namespace with the
@@ -25,6 +31,8 @@ from pathlib import Path
 LESSONS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = LESSONS_DIR.parent
 LESSON_GLOB = "[0-9][0-9]_*.md"
+COMMITTED_FIGURES = LESSONS_DIR / "figures"
+SCRATCH_FIGURES = LESSONS_DIR / "scratch" / "figures"  # ignored by git
 
 _FENCE_OPEN = re.compile(r"^```python\s*$")
 _FENCE_CLOSE = re.compile(r"^```\s*$")
@@ -78,16 +86,13 @@ def python_blocks(text: str) -> list[Block]:
 
 
 @contextlib.contextmanager
-def _lesson_environment(quick: bool, figures: Path | None):
+def _lesson_environment(quick: bool, figures: Path):
     """Environment variables and working directory a lesson expects; restored afterwards."""
     saved_env = {k: os.environ.get(k) for k in ("MINITRANSFORMER_QUICK", "MINITRANSFORMER_FIGURES", "MPLBACKEND")}
     saved_cwd = os.getcwd()
     os.environ["MPLBACKEND"] = "Agg"
     os.environ["MINITRANSFORMER_QUICK"] = "1" if quick else "0"
-    if figures is not None:
-        os.environ["MINITRANSFORMER_FIGURES"] = str(figures)
-    else:
-        os.environ.pop("MINITRANSFORMER_FIGURES", None)
+    os.environ["MINITRANSFORMER_FIGURES"] = str(figures)
     os.chdir(REPO_ROOT)
     try:
         yield
@@ -100,8 +105,9 @@ def _lesson_environment(quick: bool, figures: Path | None):
                 os.environ[key] = value
 
 
-def run_lesson(path: Path, quick: bool = False, figures: Path | None = None, echo: bool = True) -> int:
-    """Run every ```python block of the lesson at ``path``; return how many ran.
+def run_lesson(path: Path, quick: bool = False, figures: Path = SCRATCH_FIGURES, echo: bool = True) -> int:
+    """Run every ```python block of the lesson at ``path``, its figures going to ``figures``;
+    return how many ran.
 
     Raises LessonError (chained to the original exception) when a block fails.
     """
@@ -140,15 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lessons", nargs="*", help="lesson numbers (05) or files")
     parser.add_argument("--all", action="store_true", help="run every lesson")
     parser.add_argument("--quick", action="store_true", help="small settings (MINITRANSFORMER_QUICK=1)")
-    parser.add_argument("--figures", type=Path, default=None,
-                        help="where figures go (default: MINITRANSFORMER_FIGURES or lessons/figures)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--write", action="store_true",
+                       help="write the committed figures, lessons/figures/ (to regenerate them on purpose)")
+    where.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                       help="where figures go (default: MINITRANSFORMER_FIGURES, else lessons/scratch/figures/, "
+                            "which git ignores)")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows even when piped to a file
     if args.all == bool(args.lessons):
         parser.error("give lesson numbers or --all (not both)")
+    if args.write and args.quick:
+        parser.error("--write with --quick would commit the small settings' figures; run without --quick")
     paths = lesson_paths() if args.all else [find_lesson(key) for key in args.lessons]
-    figures = args.figures or (Path(os.environ["MINITRANSFORMER_FIGURES"])
-                               if "MINITRANSFORMER_FIGURES" in os.environ else None)
+    figures = figures_dir(args.figures, args.write)
     sys.path.insert(0, str(REPO_ROOT))
     failures = 0
     for path in paths:
@@ -161,7 +172,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {error}", file=sys.stderr)
             continue
         print(f"=== {path.name}: {count} blocks in {time.perf_counter() - start:.1f} s")
+    if figures == COMMITTED_FIGURES:
+        kind = "the committed figures"
+    elif figures == SCRATCH_FIGURES:
+        kind = "scratch, ignored by git; --write updates lessons/figures/"
+    else:
+        kind = "the folder asked for"
+    print(f"figures: {figures}  ({kind})")
     return 1 if failures else 0
+
+
+def figures_dir(asked: Path | None, write: bool) -> Path:
+    """Where figures go: ``--figures DIR``, else MINITRANSFORMER_FIGURES, else the committed
+    lessons/figures/ with ``--write`` and the scratch folder without."""
+    if asked is not None:  # resolved here: the lessons run in the repository root
+        return asked.resolve()
+    if not write and "MINITRANSFORMER_FIGURES" in os.environ:
+        return Path(os.environ["MINITRANSFORMER_FIGURES"]).resolve()
+    return COMMITTED_FIGURES if write else SCRATCH_FIGURES
 
 
 if __name__ == "__main__":

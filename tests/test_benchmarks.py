@@ -1,5 +1,6 @@
-"""The benchmark suites run end to end (``python -m benchmarks --quick``) and write results a
-program can read. Timings are not checked: they depend on the machine and its load."""
+"""The benchmark suites run end to end (``python -m benchmarks --quick``, the default command:
+into the scratch folder, leaving ``git status`` as it was) and write results a program can read.
+Timings are not checked: they depend on the machine and its load."""
 
 from __future__ import annotations
 
@@ -10,22 +11,47 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import machine_slug
+from tests.worktree import REPO_ROOT, changes, tree_state
+
 MACHINE_FIELDS = {"machine", "cpu_model", "cores", "python", "numpy", "blas", "date"}
 
 
 @pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("benchmarks")
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
+def quick_run():
+    """The default smoke command, run as a user would; (its stdout, the tree's changes)."""
+    before = tree_state()
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], cwd=REPO_ROOT, capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout, changes(before, tree_state())
+
+
+@pytest.fixture(scope="module")
+def quick_results(quick_run):
+    stdout, _ = quick_run
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("results and plots: "), last
+    out = Path(last.removeprefix("results and plots: ").split("  (")[0])
     return out, {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+
+
+def test_the_default_command_writes_to_scratch_and_changes_nothing_committed(quick_run, quick_results):
+    _, tree_changes = quick_run
+    out, _ = quick_results
+    assert tree_changes == [], f"python -m benchmarks --quick changed {tree_changes}"
+    assert out == REPO_ROOT / "benchmarks" / "scratch" / machine_slug()
+
+
+def test_update_results_refuses_quick_numbers():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--update-results", "step"],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "would commit smoke-test numbers" in done.stderr
 
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train"}
+    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -108,6 +134,32 @@ def test_scaling_sweeps_both_axes_and_train_reports_tokens_per_second(quick_resu
     assert results["train"]["loop_tokens_per_s"] > 0
 
 
+def test_startup_times_a_fresh_process_phase_by_phase(quick_results):
+    _, results = quick_results
+    (run,) = results["startup"]["runs"]
+    phases = [run[phase] for phase, _ in results["startup"]["phases"]]
+    assert all(seconds > 0 for seconds in phases)
+    assert run["to_first_step_s"] == pytest.approx(sum(phases))  # the phases follow one another
+    assert run["second_step_s"] > 0
+
+
 def test_plots_are_written_beside_the_json(quick_results):
     out, _ = quick_results
-    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "profile.png", "scaling.png"}
+    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "profile.png", "scaling.png",
+                                                         "startup.png"}
+
+
+def test_plots_say_when_pytorch_was_missing(quick_results, tmp_path):
+    from benchmarks.plots import plot_ops, plot_step, run_notes
+
+    _, results = quick_results
+    for suite, plot in (("step", plot_step), ("ops", plot_ops)):
+        result = results[suite]
+        without_torch = {**result, "machine": {k: v for k, v in result["machine"].items() if k != "torch"},
+                         "results": [{k: v for k, v in row.items() if not k.startswith("torch")}
+                                     for row in result["results"]]}
+        assert plot(without_torch, tmp_path, "no torch").stat().st_size > 0
+        assert "PyTorch not installed" in run_notes(without_torch)
+        assert "--quick" in run_notes(without_torch)
+    if "torch" in results["step"]["machine"]:
+        assert "PyTorch" not in run_notes(results["step"])
