@@ -225,7 +225,17 @@ def starting_point(config: FinetuneConfig) -> tuple[FinetuneConfig, str]:
 
 
 def describe_gpt(gpt_config: GPTConfig) -> str:
-    return f"GPT ({gpt_config.n_layer} layers, {gpt_config.n_head} heads, width {gpt_config.n_embd})"
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" + ("" if n == 1 else "s")
+
+    return f"GPT ({count(gpt_config.n_layer, 'layer')}, {count(gpt_config.n_head, 'head')}, width {gpt_config.n_embd})"
+
+
+def describe_encoder(name_or_dir: str) -> str:
+    from .pretrained import MINILM_NAMES
+
+    known = str(name_or_dir).lower() in MINILM_NAMES
+    return "pretrained MiniLM (all-MiniLM-L6-v2)" if known else f"pretrained encoder {name_or_dir}"
 
 
 def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Path:
@@ -249,14 +259,16 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
     backend.manual_seed(config.seed)
     if config.from_scratch:
         model, tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes)
-        description = f"{describe_gpt(model.gpt.config)} from random weights"
+        description, short_name = f"{describe_gpt(model.gpt.config)} from random weights", "GPT from random weights"
     else:
         model, tokenizer = _pretrained_classifier(config, dataset.num_classes)
         if isinstance(model, GPTClassifier):
             config = dataclasses.replace(config, max_tokens=min(config.max_tokens, model.gpt.config.block_size))
             description = f"pretrained {describe_gpt(model.gpt.config)} of {config.from_run}"
+            short_name = f"GPT of {Path(config.from_run).name}"
         else:
-            description = f"pretrained encoder {config.pretrained}"
+            description = describe_encoder(config.pretrained)
+            short_name = description.removeprefix("pretrained ").split(" (")[0]
     print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
           f"{len(train_part)} train / {len(test_part)} test examples; up to {config.max_tokens} tokens per text",
           file=out)
@@ -279,7 +291,7 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
     run_dir = _save_classifier(config, model, tokenizer, dataset.label_names, results)
     report = results["model"]["report"]
     plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
-                          title=f"{description}: accuracy {report['accuracy']:.3f}")
+                          title=f"{short_name}: accuracy {report['accuracy']:.3f}")
     _print_results(results, dataset.num_classes, run_dir, results_out)
     return run_dir
 

@@ -45,14 +45,15 @@ def plot_confusion_matrix(matrix, label_names, path: str | Path, title: str = "c
     from matplotlib.figure import Figure  # no pyplot: no global backend switch, no window
 
     matrix = np.asarray(matrix)
-    fig = Figure(figsize=(1.0 + 0.8 * len(label_names), 0.8 + 0.7 * len(label_names)))
+    # at least 3.6 inches wide: room for a title line even with two classes
+    fig = Figure(figsize=(max(3.6, 1.0 + 0.8 * len(label_names)), 0.8 + 0.7 * len(label_names)))
     ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
     ax.set_yticks(range(len(label_names)), label_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     for (row, col), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
         ax.text(col, row, str(count), ha="center", va="center", color=color)

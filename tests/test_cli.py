@@ -318,10 +318,10 @@ def test_finetune_from_a_pretrained_run_reports_both(corpus, tmp_path, capsys):
                    "--epochs", 1) == 0
     captured = capsys.readouterr()
     assert f"starting point: the GPT of {run_dir} (--from-run)" in captured.err and "epoch 1" in captured.err
-    assert "GPT (1 layers, 2 heads, width 16) from random weights trained on the same data" in captured.out
+    assert "GPT (1 layer, 2 heads, width 16) from random weights trained on the same data" in captured.out
     results = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     assert set(results) == {"model", "baseline"}
-    assert results["model"]["description"] == f"pretrained GPT (1 layers, 2 heads, width 16) of {run_dir}"
+    assert results["model"]["description"] == f"pretrained GPT (1 layer, 2 heads, width 16) of {run_dir}"
 
 
 def test_finetune_picks_the_best_starting_point_available(corpus, tmp_path, monkeypatch):
@@ -377,7 +377,7 @@ def test_finetune_pretrained_encoder_beats_scratch_and_predicts(tmp_path, capsys
                    "--epochs", 2, "--max-tokens", 16, "--learning-rate", 1e-4, "--n-layer", 1, "--n-head", 2,
                    "--n-embd", 16) == 0
     out = capsys.readouterr().out
-    assert "pretrained encoder minilm" in out and "GPT (1 layers, 2 heads, width 16) from random weights" in out
+    assert "pretrained MiniLM (all-MiniLM-L6-v2)" in out and "GPT (1 layer, 2 heads, width 16) from random weights" in out
     metrics = json.loads((tmp_path / "bert" / "metrics.json").read_text())
     assert metrics["model"]["report"]["accuracy"] == 1.0
     assert run_cli("predict", "--run", tmp_path / "bert", "what a lovely great day") == 0
