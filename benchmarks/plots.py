@@ -43,8 +43,12 @@ def _plain_numbers(axis) -> None:
 
 
 def run_notes(result: dict) -> str:
-    """What the title must say about the run: smoke numbers, no PyTorch."""
+    """What the title must say about the run: a busy machine, smoke numbers, no PyTorch."""
     notes = []
+    machine = result.get("machine", {})
+    load, cores = machine.get("load_average_1_5_15_min"), machine.get("cores")
+    if load and cores and load[0] >= cores:
+        notes.append(f"busy machine (load average {load[0]:.1f} on {cores} cores): slower than idle")
     if result.get("quick"):
         notes.append("--quick: few repetitions, noisy, not for quoting")
     if "torch" not in result.get("machine", {}):
@@ -72,7 +76,7 @@ def plot_ops(result: dict, out_dir: Path, subtitle: str) -> Path:
     plt = _pyplot()
     rows = [r for r in result["results"] if r["mode"] == "forward+backward"]
     sizes = sorted({r["size"] for r in rows}, key=["small", "large"].index)
-    fig, axes = _figure(plt, 1, len(sizes), (6 * len(sizes), 4.6))
+    fig, axes = _figure(plt, 1, len(sizes), (max(7.5, 6 * len(sizes)), 4.6))
     for ax, size in zip(axes[0], sizes):
         ops = [r for r in rows if r["size"] == size]
         impls = [i for i in ("fused", "composed", "torch") if ops[0].get(f"{i}_ms") is not None]
@@ -177,7 +181,7 @@ def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> P
     engine and Python overhead is a bar of its own."""
     plt = _pyplot()
     configs = result["results"]
-    fig, axes = _figure(plt, 1, len(configs), (6.5 * len(configs), 5))
+    fig, axes = _figure(plt, 1, len(configs), (max(8.0, 6.5 * len(configs)), 5))
     for ax, config in zip(axes[0], configs):
         ms = {}  # (op, pass) -> ms per step; the overhead has pass None
         for row in config["rows"]:
@@ -197,7 +201,7 @@ def plot_profile(result: dict, out_dir: Path, subtitle: str, top: int = 12) -> P
         ax.set_title(f"{config['config']} (B{config['batch']} T{config['block']} L{config['n_layer']} "
                      f"C{config['n_embd']}): {config['step_ms']:.1f} ms per step", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    note = run_notes({**result, "machine": {"torch": "not needed"}})  # no PyTorch in this suite
+    note = run_notes({**result, "machine": {**result["machine"], "torch": "not needed"}})  # no PyTorch here
     fig.suptitle(f"where one training step of minitransformer goes, top {top}  ({subtitle})"
                  + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "profile.png", axes[0][0].get_legend_handles_labels())
@@ -223,7 +227,7 @@ def plot_startup(result: dict, out_dir: Path, subtitle: str) -> Path:
     ax.set_xlim(0, left.max() * 1.15)
     ax.set_xlabel("seconds since the process was launched")
     ax.grid(axis="x", alpha=0.3)
-    note = run_notes({**result, "machine": {"torch": "not needed"}})
+    note = run_notes({**result, "machine": {**result["machine"], "torch": "not needed"}})
     fig.suptitle(f"time to the first training step of a fresh process ({result['config']})  ({subtitle})"
                  + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "startup.png", ax.get_legend_handles_labels())
