@@ -35,11 +35,13 @@ SENTENCES = [f"{s} {p}" for s in SUBJECTS for p in PREDICATES]  # 32 sentences, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the encoder runs (default: cpu)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where the encoder runs (default: cpu)")
     parser.add_argument("--repeats", type=int, default=5, metavar="N",
                         help="timed embeddings of the 32 sentences (default: 5)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--out", type=Path, metavar="DIR", help="folder for the JSON (default: benchmarks/scratch, ignored by git)")
+    where.add_argument("--out", type=Path, metavar="DIR",
+                       help="folder for the JSON (default: benchmarks/scratch, ignored by git)")
     where.add_argument("--update-results", action="store_true", help="write the committed benchmarks/results/")
     args = parser.parse_args()
     directory = find_minilm()

@@ -132,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "loss.png, samples.txt). Flags are nanoGPT's config names; its spellings --max_iters 10 and "
                     "--max_iters=10 work too. Ctrl-C writes a checkpoint; --resume continues from it.")
     train_parser.add_argument("--config", metavar="FILE", help="JSON file of option values (flags given here win)")
-    train_parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint "
-                              f"(only {', '.join('--' + name.replace('_', '-') for name in RESUMABLE_OVERRIDES)} may change; a larger --max-iters "
-                              "continues at --min-lr after the run's own decay, unless --lr-decay-iters is given)")
+    resumable = ", ".join("--" + name.replace("_", "-") for name in RESUMABLE_OVERRIDES)
+    train_parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint, from "
+                              f"any directory (only {resumable} may change; a larger --max-iters continues at "
+                              "--min-lr after the run's own decay, unless --lr-decay-iters is given)")
     add_config_flags(train_parser, TrainConfig)
 
     generate_parser = commands.add_parser("generate", help="sample text from a trained run",

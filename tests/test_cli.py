@@ -377,7 +377,8 @@ def test_finetune_pretrained_encoder_beats_scratch_and_predicts(tmp_path, capsys
                    "--epochs", 2, "--max-tokens", 16, "--learning-rate", 1e-4, "--n-layer", 1, "--n-head", 2,
                    "--n-embd", 16) == 0
     out = capsys.readouterr().out
-    assert "pretrained MiniLM (all-MiniLM-L6-v2)" in out and "GPT (1 layer, 2 heads, width 16) from random weights" in out
+    assert "pretrained MiniLM (all-MiniLM-L6-v2)" in out
+    assert "GPT (1 layer, 2 heads, width 16) from random weights" in out
     metrics = json.loads((tmp_path / "bert" / "metrics.json").read_text())
     assert metrics["model"]["report"]["accuracy"] == 1.0
     assert run_cli("predict", "--run", tmp_path / "bert", "what a lovely great day") == 0
