@@ -126,6 +126,29 @@ def test_op_timer_changes_no_result_and_restores_the_ops_even_on_error():
     assert timer.calls["Linear.forward"] == timer.calls["Linear.backward"] == 1
 
 
+def test_op_timer_counts_a_subclass_calling_its_reference_once():
+    import minitransformer as mt
+    from benchmarks.suites.profile import OpTimer
+    from minitransformer.ops.matmul import Linear
+
+    class WrappedLinear(Linear):  # an implementation that hands over to its reference
+        def forward(self, *inputs):
+            return super().forward(*inputs)
+
+    timer = OpTimer()
+    kernels = mt.get_kernels()
+    mt.set_kernels("reference")  # Linear.apply runs Linear itself, not the fast layer's BlockedLinear
+    try:
+        with timer.installed():
+            WrappedLinear.apply(mt.randn(3, 4), mt.randn(5, 4))
+            Linear.apply(mt.randn(3, 4), mt.randn(5, 4))
+    finally:
+        mt.set_kernels(kernels)
+    # not registered in dispatch, so it keeps its own name; Linear.forward inside it is not timed again
+    assert timer.calls == {"WrappedLinear.forward": 1, "Linear.forward": 1}
+    assert timer.implementations["Linear.forward"] == {"Linear"}
+
+
 def test_scaling_sweeps_both_axes_and_train_reports_tokens_per_second(quick_results):
     _, results = quick_results
     rows = results["scaling"]["results"]

@@ -4,6 +4,7 @@ folders git ignores (runs/, benchmarks/scratch/, lessons/scratch/), never over c
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,9 +24,8 @@ def test_running_a_lesson_writes_its_figures_to_scratch():
 
 
 def test_the_default_train_command_writes_only_under_runs():
-    name = "test-clean-tree"
+    name = f"test-clean-tree-{os.getpid()}"  # a name of its own: removed at the end
     run_dir = REPO_ROOT / "runs" / name
-    shutil.rmtree(run_dir, ignore_errors=True)
     before = tree_state()
     try:
         done = subprocess.run(

@@ -7,11 +7,14 @@ clipping), taken apart into four phases, each timed on its own:
     clip_grad_norm  optim.clip_grad_norm(params, 1.0)
     optimizer       optimizer.step() and optimizer.zero_grad()
 Inside the first two, ``OpTimer`` times every op: the ``forward`` and ``backward`` methods of
-each ``autograd.Function`` subclass that defines them, reported as "Linear.forward",
-"Linear.backward", ... . Ops work on arrays and never call one another, so their times do not
-overlap. What forward and backward spend outside them is "engine and Python overhead":
-``Function.apply`` wrapping arrays in tensors and recording the graph, the backward engine's
-walk and gradient sums, the modules' own Python.
+each ``autograd.Function`` subclass that defines them, reported under the name of the op
+("Linear.forward", "Linear.backward", ...; a fast implementation registered in
+``minitransformer.dispatch`` counts under the op it stands in for) with the class that ran it,
+``BlockedLinear`` or ``Linear``, as ``implementation``. Only the outermost op method is timed,
+so a subclass that calls its reference's method is counted once. What forward and backward
+spend outside the ops is "engine and Python overhead": ``Function.apply`` wrapping arrays in
+tensors and recording the graph, the backward engine's walk and gradient sums, the modules'
+own Python.
 
 Every figure is a mean over the timed steps (after warm-up steps), so the op rows and the
 overhead add up to forward + backward exactly. The timer adds two clock reads per op call.
@@ -53,23 +56,32 @@ class OpTimer:
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
+        self.implementations: dict[str, set[str]] = defaultdict(set)  # "Linear.forward" -> {"BlockedLinear"}
         self.total_seconds = 0.0  # kept as we go, so reading it between phases costs nothing
+        self._depth = 0  # op methods running: only the outermost one is timed
 
     def reset(self) -> None:
         self.seconds.clear()
         self.calls.clear()
+        self.implementations.clear()
         self.total_seconds = 0.0
 
-    def _timed(self, name: str, method):
+    def _timed(self, name: str, implementation: str, method):
         @functools.wraps(method)
         def timed(*args, **kwargs):
+            if self._depth:  # inside another op method (a subclass calling its reference)
+                return method(*args, **kwargs)
+            self._depth += 1
             start = time.perf_counter()
-            result = method(*args, **kwargs)
-            elapsed = time.perf_counter() - start
-            self.seconds[name] += elapsed
-            self.total_seconds += elapsed
-            self.calls[name] += 1
-            return result
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                self._depth -= 1
+                self.seconds[name] += elapsed
+                self.total_seconds += elapsed
+                self.calls[name] += 1
+                self.implementations[name].add(implementation)
 
         return timed
 
@@ -88,7 +100,7 @@ class OpTimer:
         try:
             for cls, method_name, method in originals:
                 op_name = stands_in_for.get(cls, cls).__name__
-                setattr(cls, method_name, self._timed(f"{op_name}.{method_name}", method))
+                setattr(cls, method_name, self._timed(f"{op_name}.{method_name}", cls.__name__, method))
             yield self
         finally:
             for cls, method_name, method in originals:
@@ -135,10 +147,11 @@ def profile_config(config: StepConfig, steps: int, seed: int = 0) -> dict:
     ops_in_passes_ms = float(np.mean([ops for _, ops in measured])) * 1e3
 
     rows = [{"name": name, "op": name.split(".")[0], "pass": name.split(".")[1],
+             "implementation": ", ".join(sorted(timer.implementations[name])),
              "ms_per_step": seconds / steps * 1e3, "calls_per_step": timer.calls[name] / steps}
             for name, seconds in timer.seconds.items()]
     overhead_ms = phase_ms["forward"] + phase_ms["backward"] - ops_in_passes_ms
-    rows.append({"name": OVERHEAD, "op": None, "pass": None, "ms_per_step": overhead_ms,
+    rows.append({"name": OVERHEAD, "op": None, "pass": None, "implementation": None, "ms_per_step": overhead_ms,
                  "calls_per_step": None})
     for row in rows:
         row["share_percent"] = 100 * row["ms_per_step"] / step_ms
@@ -163,6 +176,6 @@ def run(quick: bool) -> dict:
         print_table(f"{title}: phases", result["phases"], [
             ("phase", "phase"), ("ms_per_step", "ms/step"), ("share_percent", "% of step")])
         print_table(f"{title}: ops in forward and backward", result["rows"], [
-            ("name", "op"), ("ms_per_step", "ms/step"), ("share_percent", "% of step"),
-            ("calls_per_step", "calls/step")])
+            ("name", "op"), ("implementation", "implementation"), ("ms_per_step", "ms/step"),
+            ("share_percent", "% of step"), ("calls_per_step", "calls/step")])
     return {"results": results}
