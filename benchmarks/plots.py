@@ -131,7 +131,7 @@ def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
     target_handles, target_labels = peak_ax.get_legend_handles_labels()
     note = run_notes(result)
     fig.suptitle(f"one training step (forward, backward, clip, AdamW)  ({subtitle})\nthe peak: a 2048^3 float32 "
-                 f"product timed alongside" + (f"; {note}" if note else ""), fontsize=9)
+                 f"product timed alongside" + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, out_dir / "step.png", (handles + target_handles, labels + target_labels), columns=2)
 
 
