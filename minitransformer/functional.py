@@ -5,7 +5,7 @@ Each checks its inputs and calls one op (or composes a few); the formulas live o
 
 from __future__ import annotations
 
-from .backend import array_module
+from .backend import array_module, device_of, is_array
 from .ops import attention, elementwise, loss, matmul, normalization
 from .ops import embedding as embedding_op
 from .ops import softmax as softmax_op
@@ -22,9 +22,15 @@ def _as_tensor(x, op: str) -> Tensor:
     return x
 
 
-def _as_array(x, like: Tensor):
-    """Indices or a mask (a tensor, an array or a list) as an array on ``like``'s device."""
-    return x.data if isinstance(x, Tensor) else array_module(like.data).asarray(x)
+def _as_array(x, like: Tensor, op: str, what: str):
+    """Indices or a mask (a tensor, an array or a list) as an array on ``like``'s device: host
+    data moves there; data on another device is an error (no silent copy back to the host)."""
+    data = x.data if isinstance(x, Tensor) else x
+    if is_array(data) and device_of(data) != device_of(like.data):
+        raise TypeError(f"{op}: {what} ({describe(data)}) and {describe(like)} are on different "
+                        f"devices ({device_of(data)} and {device_of(like.data)}); expected both on "
+                        "one device: move them with .to('cpu') or .to('cuda')")
+    return data if is_array(data) else array_module(like.data).asarray(data)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -66,7 +72,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 
 def embedding(ids, weight: Tensor) -> Tensor:
     """Row ``ids[...]`` of ``weight`` (V, C) for every id   (F15): (*ids.shape, C)"""
-    ids = _as_array(ids, weight)
+    ids = _as_array(ids, weight, "embedding", "ids")
     check_integer("embedding", "ids", ids)
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, dim), got {describe(weight)}")
@@ -90,7 +96,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100, reduction: 
     logits (N, C) or (B, T, C); targets integer class ids (N,) or (B, T); rows whose target is
     ``ignore_index`` don't count.
     """
-    targets = _as_array(targets, _as_tensor(logits, "cross_entropy"))
+    targets = _as_array(targets, _as_tensor(logits, "cross_entropy"), "cross_entropy", "targets")
     loss.check_cross_entropy_inputs(logits.data, targets, ignore_index, reduction)
     return loss.CrossEntropy.apply(logits, targets=targets, ignore_index=ignore_index, reduction=reduction)
 
@@ -158,7 +164,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, is_
     (..., Tq, Tk); ``is_causal``: position t attends to keys 0..t only.
     """
     q, k, v = (_as_tensor(t, "scaled_dot_product_attention") for t in (q, k, v))
-    mask = None if mask is None else _as_array(mask, q)
+    mask = None if mask is None else _as_array(mask, q, "scaled_dot_product_attention", "mask")
     attention.check_attention_inputs(q.data, k.data, v.data, mask)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from ..backend import array_module, to_numpy
+from ..backend import array_module, check_device, device_of, is_array, to_device, to_numpy
 from ..tensor import Tensor
 
 
@@ -48,11 +48,31 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}")
 
     def _params_with_grad(self):
-        """(group, param, its gradient) for every parameter that received a gradient."""
+        """(group, param, its gradient) for every parameter that received a gradient; its state
+        must be on the parameter's device (``to`` moves it after the model's ``.to``)."""
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is not None:
+                    self._check_state_device(param)
                     yield group, param, param.grad
+
+    def _check_state_device(self, param) -> None:
+        device = device_of(param.data)
+        for name, value in self.state.get(id(param), {}).items():
+            if is_array(value) and device_of(value) != device:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step: a parameter {tuple(param.shape)} is on {device!r} "
+                    f"but its state {name!r} is on {device_of(value)!r}: after model.to({device!r}), "
+                    f"move the optimizer too with .to({device!r})")
+
+    def to(self, device: str) -> "Optimizer":
+        """Move the per-parameter state (moments...) to 'cpu' or 'cuda', after the model."""
+        check_device(device, f"{type(self).__name__}.to")
+        for entry in self.state.values():
+            for name, value in entry.items():
+                if is_array(value):
+                    entry[name] = to_device(value, device)
+        return self
 
     def zero_grad(self) -> None:
         for group in self.param_groups:

@@ -45,7 +45,7 @@ _NO_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
 class ndarray:
     """A device array: a NumPy array behind a type that NumPy will not take implicitly."""
 
-    __slots__ = ("_host",)
+    __slots__ = ("_host", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, shape, dtype=float, order="C"):
@@ -134,7 +134,7 @@ class ndarray:
     def __bool__(self):
         if self.size != 1:
             raise ValueError("The truth value of an array with more than one element is ambiguous.")
-        return bool(self._host.reshape(()).item())
+        return builtins.bool(self._host.reshape(()).item())
 
     def item(self, *index):
         if index:
