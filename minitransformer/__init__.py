@@ -15,6 +15,12 @@ import sys
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
 
+# MINITRANSFORMER_EMULATE_CUDA=1: 'cuda' is the emulated device of the tests
+# (testing/fake_cupy.py), installed as ``cupy`` before backend.py imports CuPy
+from .testing import emulate_cuda_if_asked  # isort: skip
+
+emulate_cuda_if_asked()
+
 # tensor first: it pulls in autograd and the ops once Tensor exists (they all build on it)
 from .tensor import Tensor, arange, ones, rand, randn, tensor, zeros  # isort: skip
 from .autograd import Function, detect_anomaly, is_grad_enabled, no_grad

@@ -7,27 +7,10 @@ This module also owns the framework's one random generator (``manual_seed``).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 DEFAULT_DTYPE = np.float32
 DEVICES = ("cpu", "cuda")
-
-
-def _emulate_cuda() -> bool:
-    """MINITRANSFORMER_EMULATE_CUDA=1: 'cuda' is the emulated device (testing/fake_cupy.py), a
-    NumPy-backed stand-in for CuPy that runs the CuPy path in CI without a GPU."""
-    setting = os.environ.get("MINITRANSFORMER_EMULATE_CUDA", "").strip()
-    if setting not in ("", "0", "1"):
-        raise ValueError(f"MINITRANSFORMER_EMULATE_CUDA is {setting!r}; expected 0 or 1")
-    return setting == "1"
-
-
-if _emulate_cuda():
-    from .testing import fake_cupy
-
-    fake_cupy.install()
 
 try:  # CuPy is optional: without it everything runs on NumPy.
     import cupy as _cupy

@@ -67,7 +67,7 @@ class Registration:
     device: str  # "cpu" or "cuda": every array input must be there
     dtypes: tuple  # every floating-point array input must have one of these dtypes
     when: Callable | None  # when(*arrays, **params) -> bool, a further condition
-    available: Callable | None  # available() -> bool: can it run here (numba importable...)
+    available: Callable | None  # available() -> bool: can it run here (numba importable, opted in...)
 
     def handles(self, args, params) -> bool:
         """Whether every array among ``args`` suits it, and ``when(*args, **params)`` holds."""
@@ -80,9 +80,9 @@ class Registration:
                 return False
             if a.dtype.kind == "f" and a.dtype not in self.dtypes:
                 return False
-        if self.when is not None and not self.when(*args, **params):
+        if self.available is not None and not self.available():  # first: when() may cost more
             return False
-        return self.available is None or self.available()
+        return self.when is None or bool(self.when(*args, **params))
 
 
 _registry: dict[object, list[Registration]] = {}

@@ -1,8 +1,9 @@
 """An emulated CUDA device: a NumPy-backed stand-in for the ``cupy`` module, for tests.
 
 No GPU is needed to run the framework's CuPy path: ``install()`` puts this module into
-``sys.modules`` as ``cupy`` (with ``cupyx``, ``cupyx.scipy`` and ``cupyx.scipy.special``), and
-``backend.py`` imports it instead of CuPy when ``MINITRANSFORMER_EMULATE_CUDA=1`` is set. Its
+``sys.modules`` as ``cupy`` (with ``cupyx``, ``cupyx.scipy`` and ``cupyx.scipy.special``); the
+package's ``__init__`` does that when ``MINITRANSFORMER_EMULATE_CUDA=1`` is set, before
+``backend.py`` imports CuPy, which then finds this module. Its
 arrays (``ndarray``) hold a NumPy array, but they are a distinct type that behaves like a
 CuPy array where that differs from NumPy, and is stricter where CuPy would be silently slow:
 

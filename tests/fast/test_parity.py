@@ -21,6 +21,8 @@ import minitransformer.functional as F
 from minitransformer import dispatch
 from minitransformer.fast.cpu import kernels
 
+from .test_cuda_parity import CUDA_PARITY_CASES
+
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="numba is not installed")
 
 FLOAT32 = st.floats(-30, 30, width=32)
@@ -356,6 +358,9 @@ PARITY_CASES = {
     "cpu.add_rows_at": (test_add_rows_at_is_bitwise_add_at,),
     "cpu.squared_norm": (test_squared_norm,),
 }
+
+
+PARITY_CASES.update(CUDA_PARITY_CASES)  # tests/fast/test_cuda_parity.py, marked gpu
 
 
 def test_every_registration_has_a_parity_case():
