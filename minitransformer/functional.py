@@ -24,13 +24,13 @@ def _as_tensor(x, op: str) -> Tensor:
 
 def _as_array(x, like: Tensor, op: str, what: str):
     """Indices or a mask (a tensor, an array or a list) as an array on ``like``'s device: host
-    data moves there; data on another device is an error (no silent copy back to the host)."""
+    data moves there; device data for host weights is an error (no silent copy to the host)."""
     data = x.data if isinstance(x, Tensor) else x
-    if is_array(data) and device_of(data) != device_of(like.data):
+    if is_array(data) and device_of(data) != "cpu" and device_of(data) != device_of(like.data):
         raise TypeError(f"{op}: {what} ({describe(data)}) and {describe(like)} are on different "
                         f"devices ({device_of(data)} and {device_of(like.data)}); expected both on "
                         "one device: move them with .to('cpu') or .to('cuda')")
-    return data if is_array(data) else array_module(like.data).asarray(data)
+    return array_module(like.data).asarray(data)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
