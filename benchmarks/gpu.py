@@ -10,7 +10,7 @@ tokens/s, model FLOPs utilisation (the exact matmul count of ``harness.gpt_step_
 the fp32 matmul rate measured on the device in the same run) and peak device memory (CuPy's
 memory pool high-water mark; PyTorch's max_memory_allocated).
 
-**ops**: forward + backward of each op the CUDA kernels replace, at that config's shapes,
+**ops**: forward + backward of each op the CUDA kernels replace (causal attention included), at that config's shapes,
 reference on CuPy against the kernel.
 
 Writes ``gpu_step.json`` and ``gpu_ops.json`` to DIR (default:
@@ -218,10 +218,13 @@ def op_cases(config: StepConfig):
     rng = np.random.default_rng(0)
     N, C, V = config.tokens, config.n_embd, config.vocab
     scores = (config.batch, config.n_head, config.block, config.block)
+    heads = (config.batch, config.n_head, config.block, C // config.n_head)  # (B, nh, T, hs)
     targets = backend.to_device(rng.integers(0, V, N), "cuda")
     ids = backend.to_device(rng.integers(0, V, (config.batch, config.block)), "cuda")
     f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
     return [
+        ("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+         [f32(*heads) for _ in range(3)]),
         ("softmax", lambda x: F.softmax(x), [f32(*scores)]),
         ("log_softmax", lambda x: F.log_softmax(x), [f32(N, V)]),
         ("cross_entropy", lambda z: F.cross_entropy(z, targets), [f32(N, V)]),

@@ -90,7 +90,7 @@ if [[ -n "$STILL_MISSING" ]]; then
     note "install: FAILED, still missing:$STILL_MISSING (see install.txt); the tests and benchmarks need them"
     exit 1
 fi
-note "install: ok (${MISSING_TEST:- nothing was missing}$([[ -n "$MISSING_TEST" ]] && echo ' installed'))"
+if [[ -n "$MISSING_TEST" ]]; then note "install: ok (installed:$MISSING_TEST)"; else note "install: ok (nothing was missing)"; fi
 "$PYTHON" -c "import cupy; print('cupy', cupy.__version__, 'emulated' if getattr(cupy, 'EMULATED', False) else 'real')" >> "$OUT/environment.txt" 2>&1
 
 # --- 3. the gpu tests, with the real CuPy -----------------------------------------------------------

@@ -158,3 +158,40 @@ def adam_update(grad, shrink, l2, beta1, one_minus_beta1, beta2, one_minus_beta2
         m[...] = m * beta1 + one_minus_beta1 * g
         v[...] = v * beta2 + one_minus_beta2 * g * g
         theta[...] = param - m / (np.sqrt(v) / sqrt_bias_correction2 + eps) * step_size
+
+
+@emulates("flash_attention_forward")
+def flash_attention_forward(grid, block, q, k, v, o, lse, t_query, t_key, d, scale, causal, *, shared_mem):
+    """Tiles of keys as the kernel walks them, every query row of the launch at once, with the
+    online softmax's running max, sum and accumulator."""
+    t_query, t_key, d = int(t_query), int(t_key), int(d)
+    n_heads = q.size // (t_query * d)
+    rows_per_block = block[0]
+    if block != (64, 1, 1):
+        raise ValueError(f"flash_attention_forward: its shared tiles hold 64 keys; launched with block {block}")
+    if grid != (-(-t_query // rows_per_block), n_heads, 1):
+        raise ValueError(f"flash_attention_forward: grid {grid} for {t_query} queries of {n_heads} heads")
+    if d > 64:
+        raise ValueError(f"flash_attention_forward: heads of {d} > FLASH_MAX_D = 64")
+    if k.size != n_heads * t_key * d or v.size != n_heads * t_key * d or lse.size != n_heads * t_query:
+        raise ValueError("flash_attention_forward: k, v or lse do not fit q's heads")
+    q, k, v = (a.reshape(n_heads, -1, d) for a in (q, k, v))
+    q = q * F32(scale)
+    m = np.full((n_heads, t_query), -np.inf, dtype=F32)
+    l = np.zeros((n_heads, t_query), dtype=F32)
+    acc = np.zeros((n_heads, t_query, d), dtype=F32)
+    query_index = np.arange(t_query)[:, None]
+    for start in range(0, t_key, rows_per_block):
+        k_tile, v_tile = k[:, start:start + rows_per_block], v[:, start:start + rows_per_block]
+        s = q @ k_tile.swapaxes(1, 2)  # (BH, Tq, tile)
+        if causal:
+            s = np.where(np.arange(start, start + k_tile.shape[1])[None, :] > query_index, -np.inf, s)
+        m_new = np.maximum(m, s.max(axis=-1))
+        with np.errstate(invalid="ignore"):  # a fully hidden tile: exp(-inf - -inf)
+            correction = np.where(np.isneginf(m_new), 0, np.exp(m - m_new)).astype(F32)
+            p = np.where(np.isneginf(s), 0, np.exp(s - m_new[..., None])).astype(F32)
+        l = l * correction + p.sum(axis=-1)
+        acc = acc * correction[..., None] + p @ v_tile
+        m = m_new
+    o.reshape(n_heads, t_query, d)[...] = acc / l[..., None]
+    lse.reshape(n_heads, t_query)[...] = m + np.log(l)

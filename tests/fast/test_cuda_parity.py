@@ -202,6 +202,38 @@ def test_gelu_special_values_and_strided_input():
     assert_parity(lambda t: F.gelu(t.T[::2]), y, **GELU_TOLERANCE)
 
 
+# --- attention, flash-style -------------------------------------------------------------------
+
+# backward's D = rowsum(dO O) is rowsum(dP P) by another route, and dS = P (dP - D) cancels when
+# the scores are alike: a few ulp of |dP| (sums over up to 150 keys of numbers up to ~30)
+ATTENTION_TOLERANCE = dict(rtol=2e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+@FEW
+@given(leading=st.sampled_from([(), (2,), (2, 3)]), t=st.integers(1, 150), d=st.integers(1, 64), data=st.data())
+def test_attention(is_causal, leading, t, d, data):
+    q, k, v = (data.draw(hnp.arrays(np.float32, leading + (t, d), elements=st.floats(-3, 3, width=32)))
+               for _ in range(3))
+    assert_parity(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=is_causal), q, k, v,
+                  **ATTENTION_TOLERANCE)
+
+
+def test_attention_other_lengths_scale_and_what_takes_the_reference():
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((2, 2, 70, 16)).astype(np.float32)  # 70 queries: two blocks of 64
+    k, v = (rng.standard_normal((2, 2, 130, 16)).astype(np.float32) for _ in range(2))
+    for causal in (False, True):
+        assert_parity(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=causal, scale=0.3),
+                      q, k, v, **ATTENTION_TOLERANCE)
+    wide = rng.standard_normal((1, 5, 80)).astype(np.float32)  # heads wider than 64
+    assert_parity(lambda a, b, c: F.scaled_dot_product_attention(a, b, c), wide, wide, wide,
+                  expect_fast=False, **ATTENTION_TOLERANCE)
+    allowed = backend.to_device(rng.random((70, 130)) < 0.7, "cuda")
+    assert_parity(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, mask=allowed), q, k, v,
+                  expect_fast=False, **ATTENTION_TOLERANCE)
+
+
 # --- the plain hot spots: Adam's update, the embedding's scatter-add ------------------------------
 
 def both_choices(run):
@@ -276,8 +308,8 @@ def test_add_rows_at_outside_the_table_takes_the_reference():
 
 
 def test_a_gpt_forward_and_backward_with_every_kernel_equals_the_reference(monkeypatch):
-    """Loss and every gradient of a tiny GPT (layer norm, GELU, cross-entropy and the
-    embedding's gradient through the kernels), then one AdamW step."""
+    """Loss and every gradient of a tiny GPT (layer norm, GELU, attention, cross-entropy and
+    the embedding's gradient through the kernels), then one AdamW step."""
     from minitransformer import nn, optim
     from minitransformer.fast.cuda import kernels
 
@@ -304,7 +336,7 @@ def test_a_gpt_forward_and_backward_with_every_kernel_equals_the_reference(monke
     for a, b in zip(reference_grads, fast_grads):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 * max(1.0, np.abs(a).max()))
     assert all(backend.device_of(p.data) == "cuda" for p in fast_params)
-    assert launched >= {"softmax_rows", "layer_norm_rows", "layer_norm_backward_rows",
+    assert launched >= {"softmax_rows", "flash_attention_forward", "layer_norm_rows", "layer_norm_backward_rows",
                         "add_rows_at", "gelu_forward", "gelu_backward", "adam_update"}, launched
 
 
@@ -313,6 +345,7 @@ CUDA_PARITY_CASES = {
     "cuda.log_softmax": (test_softmaxes, test_softmaxes_special_values_and_wide_rows),
     "cuda.cross_entropy": (test_cross_entropy, test_cross_entropy_special_values_and_3d),
     "cuda.layer_norm": (test_layer_norm, test_layer_norm_special_values_wide_and_constant_rows),
+    "cuda.attention": (test_attention, test_attention_other_lengths_scale_and_what_takes_the_reference),
     "cuda.gelu": (test_gelu, test_gelu_special_values_and_strided_input),
     "cuda.adam_update": (test_adam_update,),
     "cuda.add_rows_at": (test_add_rows_at, test_add_rows_at_outside_the_table_takes_the_reference),

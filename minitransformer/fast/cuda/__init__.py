@@ -25,7 +25,7 @@ def kernels_enabled() -> bool:
     return setting == "1"
 
 
-MODULES = ("adam", "elementwise", "embedding", "normalization", "softmax")
+MODULES = ("adam", "attention", "elementwise", "embedding", "normalization", "softmax")
 
 for _name in MODULES:
     if importlib.util.find_spec(f"{__name__}.{_name}") is not None:

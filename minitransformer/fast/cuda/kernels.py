@@ -1,5 +1,8 @@
 """The CUDA source of the fast layer's GPU kernels, compiled by CuPy on first use.
 
+Attention (flash_attention_forward) runs one thread per query row, FLASH_QUERIES rows of one
+head per block, with keys and values in shared-memory tiles and an online softmax.
+
 Row kernels (softmax, log-softmax, layer norm) run one thread block per row of the last axis:
 its threads stride over the row, and a tree reduction in shared memory combines their partial
 max or sums (the block size is a power of two, ``ROW_THREADS``; the shared memory is one float
@@ -18,6 +21,8 @@ import functools
 from ...backend import require_cupy
 
 ROW_THREADS = 256  # threads per block of the row kernels: a power of two, at most 1024
+FLASH_QUERIES = 64  # query rows per block of flash_attention_forward (= keys per shared-memory tile)
+FLASH_MAX_D = 64  # the widest head the kernel keeps in registers
 
 ROW_SOURCE = r"""
 __device__ float max_nan(float a, float b) {  // max that keeps NaN, unlike fmaxf
@@ -137,6 +142,56 @@ extern "C" __global__ void layer_norm_backward_rows(const float* g, const float*
         const long long i = start + j;
         dx[i] = r * (g[i] * w[j] - mean_g_hat - x_hat[i] * mean_dot);
     }
+}
+
+// Flash-style attention forward: one thread per query row, a block of FLASH_QUERIES rows of one
+// head; the keys and values come through shared memory in tiles of FLASH_KEYS, and each row keeps
+// its running max m, sum l and accumulator acc (online softmax): no T x T matrix at all.
+//   for each tile: s_j = scale q.k_j (causal: j <= i);  m' = max(m, max_j s_j)
+//                  l = l e^(m - m') + sum_j e^(s_j - m'),  acc = acc e^(m - m') + sum_j e^(s_j - m') v_j
+//   o = acc / l,  lse = m + log l   (kept for backward: P = exp(S - lse))
+// q, k, v, o are (BH, T, d) contiguous, d <= FLASH_MAX_D; lse is (BH, T).
+#define FLASH_MAX_D 64
+extern "C" __global__ void flash_attention_forward(const float* q, const float* k, const float* v,
+                                                   float* o, float* lse, const int t_query,
+                                                   const int t_key, const int d, const float scale,
+                                                   const int causal) {
+    __shared__ float k_tile[64 * FLASH_MAX_D];
+    __shared__ float v_tile[64 * FLASH_MAX_D];
+    const int head = blockIdx.y, row = blockIdx.x * blockDim.x + threadIdx.x;
+    const float* q_head = q + (long long)head * t_query * d;
+    const float* k_head = k + (long long)head * t_key * d;
+    const float* v_head = v + (long long)head * t_key * d;
+    float q_row[FLASH_MAX_D], acc[FLASH_MAX_D];
+    for (int c = 0; c < d; c++) {
+        q_row[c] = row < t_query ? q_head[(long long)row * d + c] * scale : 0.0f;
+        acc[c] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    const int last_key = causal ? min(t_key, (blockIdx.x + 1) * blockDim.x) : t_key;  // the block's
+    for (int start = 0; start < last_key; start += blockDim.x) {
+        const int tile = min((int)blockDim.x, t_key - start);
+        __syncthreads();
+        for (int c = threadIdx.x; c < tile * d; c += blockDim.x) {  // the block loads a tile together
+            k_tile[c] = k_head[(long long)start * d + c];
+            v_tile[c] = v_head[(long long)start * d + c];
+        }
+        __syncthreads();
+        if (row >= t_query) continue;
+        for (int j = 0; j < tile; j++) {
+            if (causal && start + j > row) break;
+            float s = 0.0f;
+            for (int c = 0; c < d; c++) s += q_row[c] * k_tile[j * d + c];
+            const float m_new = fmaxf(m, s);
+            const float correction = expf(m - m_new), p = expf(s - m_new);
+            l = l * correction + p;
+            for (int c = 0; c < d; c++) acc[c] = acc[c] * correction + p * v_tile[j * d + c];
+            m = m_new;
+        }
+    }
+    if (row >= t_query) return;
+    for (int c = 0; c < d; c++) o[((long long)head * t_query + row) * d + c] = acc[c] / l;
+    lse[(long long)head * t_query + row] = m + logf(l);
 }
 
 // table[ids[i]] += rows[i]: one thread per number of rows (n_ids x width), atomically
