@@ -7,11 +7,13 @@ ops and with the CUDA kernels of fast/cuda/ (MINITRANSFORMER_CUDA_KERNELS=1 for 
 only), and PyTorch eager on the same GPU in fp32, TF32 and bf16 autocast when PyTorch sees it.
 Per candidate: ms per step (median of timed steps, each ended by a device synchronize),
 tokens/s, model FLOPs utilisation (the exact matmul count of ``harness.gpt_step_flops`` over
-the fp32 matmul rate measured on the device in the same run) and peak device memory (CuPy's
-memory pool high-water mark; PyTorch's max_memory_allocated).
+the fp32 matmul rate measured on the device in the same run) and peak device memory (the bytes
+CuPy's memory pool holds after the steps, emptied before each candidate: the pool keeps freed
+blocks, so that is its high-water mark; PyTorch's max_memory_allocated). CuPy's TF32 is a
+setting read at import (CUPY_TF32=1), so minitransformer runs fp32 only here.
 
-**ops**: forward + backward of each op the CUDA kernels replace (causal attention included), at that config's shapes,
-reference on CuPy against the kernel.
+**ops**: forward + backward of each op the CUDA kernels replace (causal attention included),
+at that config's shapes, reference on CuPy against the kernel.
 
 Writes ``gpu_step.json`` and ``gpu_ops.json`` to DIR (default:
 ``benchmarks/results/<gpu-name>/``). ``--quick`` uses a tiny config and few steps: the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import re
 import sys
@@ -196,6 +199,8 @@ def measure_step(config: StepConfig, steps: int, warmup: int, peak_gflops: float
                                                else int(pool.total_bytes()))
         except Exception as error:  # one failing candidate must not lose the others' numbers
             row["error"] = f"{type(error).__name__}: {error}"
+        step = None  # the next candidate's peak memory must not count this one's model
+        gc.collect()
         rows.append(row)
         print(f"  {name:30s} " + (f"{row['median_ms']:9.2f} ms  {row['tokens_per_s']:12.0f} tok/s  "
                                    f"MFU {row['mfu_of_measured_fp32_peak'] or 0:.3f}  "

@@ -20,7 +20,8 @@
 #      vs PyTorch, and the ops);
 # and writes everything under OUT_DIR: summary.txt (one line per stage: passed / failed /
 # skipped, with counts), environment.txt, install.txt, tests_gpu.txt and .xml,
-# tests_kernels_on.txt and .xml, benchmarks.txt, benchmarks/gpu_step.json and gpu_ops.json.
+# tests_kernels_on.txt and .xml, benchmarks.txt, benchmarks/gpu_step.json and gpu_ops.json
+# (and, rehearsing, emulated_cupy_calls.json: every CuPy function the tests called, with counts).
 # Exit status 0 when every stage that ran passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -107,7 +108,11 @@ run_tests() {  # name, cap in seconds, pytest arguments...
     elif (( rc == 0 )); then note "$name: passed ($(counts "$OUT/$name.txt"))"
     else note "$name: FAILED, pytest exit $rc ($(counts "$OUT/$name.txt")); see $name.txt"; STATUS=1; fi
 }
-run_tests tests_gpu 240 -m gpu
+if [[ $EMULATE == 1 ]]; then  # the rehearsal also records which CuPy functions the tests called
+    MINITRANSFORMER_EMULATE_CUDA_LOG="$OUT/emulated_cupy_calls.json" run_tests tests_gpu 240 -m gpu
+else
+    run_tests tests_gpu 240 -m gpu
+fi
 MINITRANSFORMER_CUDA_KERNELS=1 run_tests tests_kernels_on 60 tests/test_device.py
 
 # --- 4. the GPU benchmarks ------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def test_copies_back_are_explicit_and_results_stay_on_the_device():
     total = x.sum()  # a 0-d device array, as in CuPy, not a number
     assert isinstance(total, cp.ndarray) and total.shape == () and float(total) == 15.0
     assert isinstance(x[0, 1], cp.ndarray) and x[0, 1].item() == 1.0
+    exps = cp.calls["cupy.exp"]
     assert isinstance(cp.exp(x), cp.ndarray) and isinstance(x @ x.T, cp.ndarray)
+    assert cp.calls["cupy.exp"] == exps + 1  # the record of what ran on the device
     assert isinstance(2.0 * x + np.float32(1), cp.ndarray)
     x[0] = np.array([7.0, 8.0, 9.0])  # host to device in an assignment is allowed
     np.testing.assert_array_equal(cp.asnumpy(x[0]), [7, 8, 9])

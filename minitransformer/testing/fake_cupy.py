@@ -23,12 +23,20 @@ CuPy array where that differs from NumPy, and is stricter where CuPy would be si
   (minitransformer/testing/cuda_emulations.py). The CUDA code itself never runs here: only a
   real GPU proves it (benchmarks/gpu_check.sh).
 
+``calls`` counts what was called on the device by name; with MINITRANSFORMER_EMULATE_CUDA_LOG=path
+set, the counts are written there as JSON when the process ends (a record of which CuPy
+functions a test run exercised).
+
 It is a test device, never a runtime path: nothing in the framework imports it unless asked.
 """
 
 from __future__ import annotations
 
+import atexit
 import builtins
+import collections
+import json
+import os
 import re
 import sys
 import types
@@ -38,6 +46,10 @@ import numpy as np
 
 EMULATED = True  # how tests and reports tell this module from the real CuPy
 __version__ = "13.0.0+emulated"
+
+# what the framework called on the device, by name ("cupy.exp", "ndarray.sum", "RawKernel
+# softmax_rows"...): with MINITRANSFORMER_EMULATE_CUDA_LOG=path, written there as JSON at exit
+calls: collections.Counter = collections.Counter()
 
 _NO_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
                 "Please use `.get()` to construct a NumPy array explicitly.")
@@ -157,25 +169,32 @@ class ndarray:
 
     # --- methods that NumPy's array has and CuPy's too -------------------------------------------
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        calls["ndarray.astype"] += 1
         return ndarray._of(self._host.astype(dtype, order=order, copy=copy))
 
     def copy(self, order="C"):
+        calls["ndarray.copy"] += 1
         return ndarray._of(self._host.copy(order=order))
 
     def view(self, dtype=None):
+        calls["ndarray.view"] += 1
         return ndarray._of(self._host.view() if dtype is None else self._host.view(dtype))
 
     def fill(self, value):
+        calls["ndarray.fill"] += 1
         self._host.fill(_operand(value, "fill"))
 
     def reshape(self, *shape, order="C"):
+        calls["ndarray.reshape"] += 1
         return ndarray._of(self._host.reshape(*shape, order=order))
 
     def transpose(self, *axes):
+        calls["ndarray.transpose"] += 1
         return ndarray._of(self._host.transpose(*axes))
 
     def __getattr__(self, name):
         if name in _ARRAY_METHODS:
+            calls["ndarray." + name] += 1
             method = getattr(self._host, name)
             return lambda *args, **kwargs: _wrap(method(*_unwrap_all(args, name),
                                                         **_unwrap_kwargs(kwargs, name)))
@@ -272,6 +291,7 @@ def _device_function(name: str, host_inputs: bool = False) -> Callable:
     numpy_function = getattr(np, name)
 
     def function(*args, **kwargs):
+        calls["cupy." + name] += 1
         args = [_operand(a, name, allow_host=host_inputs) for a in args]
         kwargs = {k: _operand(v, name, allow_host=host_inputs) for k, v in kwargs.items()}
         if "out" in kwargs and not isinstance(kwargs["out"], np.ndarray) and kwargs["out"] is not None:
@@ -283,7 +303,8 @@ def _device_function(name: str, host_inputs: bool = False) -> Callable:
 
 
 class _Ufunc:
-    """A CuPy ufunc: call it, or ``reduce``/``accumulate`` with it (no ``at``: cupyx.scatter_add)."""
+    """A CuPy ufunc, to call. Its methods (``reduce``, ``at``...) are left out: CuPy's cover
+    fewer cases than NumPy's, so the framework uses the reductions and cupyx.scatter_add."""
 
     def __init__(self, name):
         self.__name__ = name
@@ -292,12 +313,6 @@ class _Ufunc:
 
     def __call__(self, *args, **kwargs):
         return self._call(*args, **kwargs)
-
-    def reduce(self, a, *args, **kwargs):
-        return _wrap(self._numpy.reduce(_operand(a, self.__name__), *args, **kwargs))
-
-    def accumulate(self, a, *args, **kwargs):
-        return _wrap(self._numpy.accumulate(_operand(a, self.__name__), *args, **kwargs))
 
     nin = property(lambda self: self._numpy.nin)
     nout = property(lambda self: self._numpy.nout)
@@ -322,7 +337,6 @@ _FUNCTIONS = (
     "sort", "split", "squeeze", "stack", "std", "sum", "swapaxes", "take", "take_along_axis",
     "tensordot", "tile", "transpose", "tril", "triu", "unique", "var", "vstack", "hstack", "where",
     "zeros", "zeros_like", "cumprod", "argpartition", "partition", "array_split", "bincount",
-    "logsumexp" if hasattr(np, "logsumexp") else "sum",
 )
 _module = sys.modules[__name__]
 for _name in _UFUNCS:
@@ -343,6 +357,7 @@ for _name in ("ndim", "shape", "size"):
 def asarray(a, dtype=None, order=None):
     """A device array of ``a``: the same one when it is already there with that dtype, else a
     copy (host data moves to the device)."""
+    calls["cupy.asarray"] += 1
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == np.dtype(dtype) else a.astype(dtype)
     return ndarray._of(np.array(_operand(a, "asarray", allow_host=True), dtype=dtype, order=order or "K"))
@@ -361,6 +376,7 @@ asfortranarray = lambda a, dtype=None: ndarray._of(  # noqa: E731
 
 def asnumpy(a, stream=None, order="C", out=None) -> np.ndarray:
     """A NumPy copy of a device array (NumPy input comes back as an array of itself)."""
+    calls["cupy.asnumpy"] += 1
     if isinstance(a, ndarray):
         return a.get(order=order)
     return np.asarray(a, order=order)
@@ -695,6 +711,7 @@ class RawKernel:
                                     f"got {type(arg).__name__} (CuPy would pass a Python number as "
                                     "a 64-bit value)")
                 host_args.append(arg)
+        calls["RawKernel " + self.name] += 1
         _emulation_of(self.name)(grid, block, *host_args, shared_mem=shared_mem)
 
 
@@ -758,6 +775,7 @@ class ElementwiseKernel:
                 outputs.append(ndarray(shape, dtype=dtype))
         broadcast = [np.broadcast_to(a, shape) if isinstance(a, np.ndarray) and a.ndim > 0 else a
                      for a in inputs]
+        calls["ElementwiseKernel " + self.name] += 1
         _emulation_of(self.name)(*broadcast, *(o._host for o in outputs))
         if len(outputs) == 1 and not self.return_tuple:
             return outputs[0]
@@ -792,6 +810,7 @@ class ReductionKernel:
 # --- cupyx: scatter_add and scipy.special.erf -------------------------------------------------------
 
 def _scatter_add(a, slices, value):
+    calls["cupyx.scatter_add"] += 1
     if not isinstance(a, ndarray):
         raise TypeError(f"cupyx.scatter_add: a must be a cupy.ndarray, got {type(a).__name__}")
     np.add.at(a._host, _unwrap_index(slices), _operand(value, "scatter_add"))
@@ -799,6 +818,8 @@ def _scatter_add(a, slices, value):
 
 def _erf(x):
     from scipy.special import erf
+
+    calls["cupyx.scipy.special.erf"] += 1
 
     if isinstance(x, np.ndarray):
         raise TypeError("cupyx.scipy.special.erf: unsupported type <class 'numpy.ndarray'>")
@@ -813,8 +834,19 @@ cupyx.scipy.special.erf = _erf
 cupyx.EMULATED = True
 
 
+def write_calls(path) -> None:
+    """The calls made so far, most frequent first, as JSON (a test run's record of what it
+    exercised on the device)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(dict(calls.most_common()), f, indent=1)
+
+
 def install() -> None:
-    """Make ``import cupy`` (and cupyx, cupyx.scipy.special) find the emulated device."""
+    """Make ``import cupy`` (and cupyx, cupyx.scipy.special) find the emulated device; with
+    MINITRANSFORMER_EMULATE_CUDA_LOG=path, write the calls made there at exit."""
+    log = os.environ.get("MINITRANSFORMER_EMULATE_CUDA_LOG")
+    if log:
+        atexit.register(write_calls, log)
     sys.modules["cupy"] = _module
     sys.modules["cupy.cuda"] = cuda
     sys.modules["cupy.random"] = random

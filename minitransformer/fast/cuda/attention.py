@@ -72,7 +72,7 @@ class CudaFlashAttention(ScaledDotProductAttention):
             scores = (q[:, rows] @ k.swapaxes(1, 2)) * scale  # S (BH, c, Tk)
             if self.is_causal:  # key j hidden from query i when j > i
                 query_index = xp.arange(rows.start, rows.stop)[:, None]
-                scores = xp.where(xp.arange(t_key)[None, :] > query_index, -xp.inf, scores)
+                scores = xp.where(xp.arange(t_key)[None, :] > query_index, q.dtype.type(-np.inf), scores)
             weights = xp.exp(scores - logsumexp[:, rows, None])  # P = exp(S - L)
             grad_v += weights.swapaxes(1, 2) @ grad_out[:, rows]  # dV = P^T dO
             grad_weights = grad_out[:, rows] @ v.swapaxes(1, 2)  # dP = dO V^T

@@ -25,6 +25,8 @@ FLASH_QUERIES = 64  # query rows per block of flash_attention_forward (= keys pe
 FLASH_MAX_D = 64  # the widest head the kernel keeps in registers
 
 ROW_SOURCE = r"""
+#define NEG_INF __int_as_float(0xff800000)  // -inf without <math.h>, which NVRTC does not include
+
 __device__ float max_nan(float a, float b) {  // max that keeps NaN, unlike fmaxf
     return (a != a || b != b) ? __int_as_float(0x7fc00000) : fmaxf(a, b);
 }
@@ -51,7 +53,7 @@ extern "C" __global__ void softmax_rows(const float* x, float* y, const int n_co
     extern __shared__ float partial[];
     const float* row = x + (long long)blockIdx.x * n_cols;
     float* out = y + (long long)blockIdx.x * n_cols;
-    float m = -INFINITY;  // m = max_j x_j
+    float m = NEG_INF;  // m = max_j x_j
     for (int j = threadIdx.x; j < n_cols; j += blockDim.x) m = max_nan(m, row[j]);
     partial[threadIdx.x] = m;
     block_reduce_max(partial);
@@ -167,8 +169,8 @@ extern "C" __global__ void flash_attention_forward(const float* q, const float* 
         q_row[c] = row < t_query ? q_head[(long long)row * d + c] * scale : 0.0f;
         acc[c] = 0.0f;
     }
-    float m = -INFINITY, l = 0.0f;
-    const int last_key = causal ? min(t_key, (blockIdx.x + 1) * blockDim.x) : t_key;  // the block's
+    float m = NEG_INF, l = 0.0f;
+    const int last_key = causal ? min(t_key, (int)((blockIdx.x + 1) * blockDim.x)) : t_key;  // the block's last row's keys
     for (int start = 0; start < last_key; start += blockDim.x) {
         const int tile = min((int)blockDim.x, t_key - start);
         __syncthreads();
