@@ -31,7 +31,7 @@ if [[ "${1:-}" == "--emulate" ]]; then EMULATE=1; shift; fi
 OUT="${1:?usage: benchmarks/gpu_check.sh [--emulate] OUT_DIR}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
 START=$SECONDS
 DEADLINE=450  # seconds: the 8 minutes, less a margin for writing the summary
 SUMMARY="$OUT/summary.txt"
