@@ -364,14 +364,19 @@ def asarray(a, dtype=None, order=None):
 
 
 def array(obj, dtype=None, copy=True, order="K", ndmin=0):
+    calls["cupy.array"] += 1
     host = obj._host if isinstance(obj, ndarray) else obj
     return ndarray._of(np.array(host, dtype=dtype, copy=True, order=order, ndmin=ndmin))
 
 
-ascontiguousarray = lambda a, dtype=None: ndarray._of(  # noqa: E731
-    np.ascontiguousarray(_operand(a, "ascontiguousarray"), dtype=dtype))
-asfortranarray = lambda a, dtype=None: ndarray._of(  # noqa: E731
-    np.asfortranarray(_operand(a, "asfortranarray"), dtype=dtype))
+def ascontiguousarray(a, dtype=None):
+    calls["cupy.ascontiguousarray"] += 1
+    return ndarray._of(np.ascontiguousarray(_operand(a, "ascontiguousarray"), dtype=dtype))
+
+
+def asfortranarray(a, dtype=None):
+    calls["cupy.asfortranarray"] += 1
+    return ndarray._of(np.asfortranarray(_operand(a, "asfortranarray"), dtype=dtype))
 
 
 def asnumpy(a, stream=None, order="C", out=None) -> np.ndarray:
