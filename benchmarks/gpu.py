@@ -15,8 +15,9 @@ setting read at import (CUPY_TF32=1), so minitransformer runs fp32 only here.
 **ops**: forward + backward of each op the CUDA kernels replace (causal attention included),
 at that config's shapes, reference on CuPy against the kernel.
 
-Writes ``gpu_step.json`` and ``gpu_ops.json`` to DIR (default:
-``benchmarks/results/<gpu-name>/``). ``--quick`` uses a tiny config and few steps: the
+Writes ``gpu_step.json`` and ``gpu_ops.json`` to ``--out DIR``, or to
+``benchmarks/scratch/gpu-<name>/`` (ignored by git), or with ``--update-results`` to the
+committed ``benchmarks/results/gpu-<name>/``. ``--quick`` uses a tiny config and few steps: the
 rehearsal on the emulated device (MINITRANSFORMER_EMULATE_CUDA=1), whose numbers mean nothing.
 """
 
@@ -274,10 +275,16 @@ def measure_ops(config: StepConfig, steps: int, warmup: int) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny config, few steps: a rehearsal")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default: results/<gpu>)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None,
+                       help="folder for the JSON (default: benchmarks/scratch/gpu-<name>, ignored by git)")
+    where.add_argument("--update-results", action="store_true",
+                       help="write the committed benchmarks/results/gpu-<name>/ instead")
     parser.add_argument("--skip-torch", action="store_true", help="do not time PyTorch")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per candidate")
     args = parser.parse_args(argv)
+    if args.update_results and args.quick:
+        parser.error("--update-results with --quick would commit smoke-test numbers; run without --quick")
     from minitransformer import backend
 
     if not backend.cupy_available():
@@ -285,7 +292,11 @@ def main(argv=None) -> int:
               "(MINITRANSFORMER_EMULATE_CUDA=1 rehearses on the emulated device)", file=sys.stderr)
         return 1
     info = {**harness.machine_info(), **device_info()}
-    out = args.out or harness.RESULTS_DIR / gpu_slug(info["gpu"])
+    if info["emulated"] and args.update_results:
+        print("benchmarks.gpu: --update-results on the emulated device would commit numbers that "
+              "mean nothing", file=sys.stderr)
+        return 1
+    out = args.out or (harness.RESULTS_DIR if args.update_results else harness.SCRATCH_DIR) / gpu_slug(info["gpu"])
     config = QUICK_CONFIG if args.quick else GPU_CONFIG
     steps = args.steps or (2 if args.quick else 10)
     warmup = 1 if args.quick else 3
