@@ -1,8 +1,9 @@
 """Shared test setup: the hypothesis profiles and the backend fixture.
 
 Profiles: "ci" (derandomized, no deadline) is the default, so every run of the suite, in CI
-or not, tries the same examples; "dev" draws fresh examples each run and "thorough" ten times
-as many: pick one with HYPOTHESIS_PROFILE=ci|dev|thorough.
+or not, tries the same examples; "device" is "ci" with 10 examples, for CI's run of the `gpu`
+tests on the emulated device; "dev" draws fresh examples each run and "thorough" ten times
+as many: pick one with HYPOTHESIS_PROFILE=ci|device|dev|thorough.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
 settings.register_profile("ci", derandomize=True, max_examples=40, print_blob=True, **_common)
 settings.register_profile("dev", max_examples=40, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
+# CI's run of the `gpu` tests on the emulated device: the same derandomized examples, fewer of
+# them (the NumPy run has checked the math on 40; this run is about the device path)
+settings.register_profile("device", derandomize=True, max_examples=10, print_blob=True, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
