@@ -4,6 +4,9 @@
     python lessons/run.py 05 07 --quick   # small settings (MINITRANSFORMER_QUICK=1)
     python lessons/run.py --all           # every lesson
     python lessons/run.py --all --write   # every lesson, regenerating the committed lessons/figures/
+    python lessons/run.py 05 --notebook   # export as a Jupyter notebook instead (lessons/notebook.py)
+    python lessons/run.py 05 --check      # list the exercises' checkable answers (lessons/check.py)
+    python lessons/run.py 05 --check 4=0.05   # check one answer without seeing it
 
 Figures go to a scratch folder that git ignores (printed at the end), so running the course
 never changes the repository; ``--write`` updates the committed figures the lessons show, to be
@@ -152,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--figures", type=Path, default=None, metavar="DIR",
                        help="where figures go (default: MINITRANSFORMER_FIGURES, else lessons/scratch/figures/, "
                             "which git ignores)")
+    parser.add_argument("--notebook", action="store_true",
+                        help="write each lesson as a Jupyter notebook beside it instead of running it")
+    parser.add_argument("--check", nargs="*", metavar="EXERCISE=VALUE", default=None,
+                        help="list the lesson's checkable answers, or check the ones given")
     args = parser.parse_args(argv)
+    if args.notebook or args.check is not None:
+        return _other_command(parser, args)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows even when piped to a file
     if args.all == bool(args.lessons):
         parser.error("give lesson numbers or --all (not both)")
@@ -190,6 +199,22 @@ def figures_dir(asked: Path | None, write: bool) -> Path:
     if not write and "MINITRANSFORMER_FIGURES" in os.environ:
         return Path(os.environ["MINITRANSFORMER_FIGURES"]).resolve()
     return COMMITTED_FIGURES if write else SCRATCH_FIGURES
+
+
+def _other_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """--notebook and --check: hand the lessons to lessons/notebook.py or lessons/check.py."""
+    import importlib.util
+
+    name = "notebook" if args.notebook else "check"
+    spec = importlib.util.spec_from_file_location(f"lessons_{name}", LESSONS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    if args.notebook:
+        return module.main(["--all"] if args.all else args.lessons)
+    if len(args.lessons) != 1:
+        parser.error("--check takes one lesson number, e.g. python lessons/run.py 05 --check 4=0.05")
+    return module.run_checks(find_lesson(args.lessons[0]).name[:2], args.check)
 
 
 if __name__ == "__main__":
