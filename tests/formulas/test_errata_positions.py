@@ -60,3 +60,23 @@ def test_errata_positions_gpt_position_embeddings_make_order_matter():
     logits, _ = model(context)
     logits_reordered, _ = model(reordered)
     np.testing.assert_allclose(logits.numpy(), logits_reordered.numpy(), atol=1e-5)
+
+
+def test_errata_positions_two_causal_layers_see_order_without_positions():
+    """A causal mask alone is order-blind in one layer but not in two (Haviv et al. 2022): the
+    second layer's keys summarise prefixes, and reordering the past changes the prefixes.
+    Taught in lessons/10_multi_head_attention.md."""
+    rng = np.random.default_rng(1)
+    context = rng.permutation(20)[:8][None, :]  # (1, 8), distinct tokens
+    reordered = np.concatenate([context[:, :7][:, ::-1], context[:, 7:]], axis=1)  # same last token
+    differences = {}
+    for n_layer in (1, 2):
+        mt.manual_seed(0)
+        config = nn.GPTConfig(block_size=16, vocab_size=20, n_layer=n_layer, n_head=4, n_embd=32)
+        model = nn.GPT(config).eval()
+        model.transformer.wpe.weight.data[...] = 0
+        with mt.no_grad():
+            last, last_reordered = (model(c)[0].numpy()[0, -1] for c in (context, reordered))
+        differences[n_layer] = float(np.abs(last - last_reordered).max())
+    assert differences[1] < 1e-5
+    assert differences[2] > 1e-3
