@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lesson", help="lesson number, e.g. 05")
     parser.add_argument("answers", nargs="*", help="EXERCISE=VALUE pairs, e.g. 4=0.0455")
     args = parser.parse_args(argv)
-    return run_checks(args.lesson[:2], args.answers)
+    return run_checks(args.lesson[:2].zfill(2), args.answers)
 
 
 if __name__ == "__main__":
