@@ -8,8 +8,10 @@
 The cells are exactly the blocks that ``lessons/run.py`` runs (its ``python_blocks`` parser), so
 a notebook and ``run.py`` execute the same code. Each notebook starts with a setup cell that does
 what ``run.py`` does before a lesson: it moves the kernel to the repository root, wherever the
-notebook was opened from (Jupyter starts a kernel in the notebook's folder), and makes the
-package importable from there. The notebook names the ``python3`` kernel. The exported files are
+notebook was opened from (Jupyter starts a kernel in the notebook's folder), makes the package
+importable from there, and sends the figures to the runner's git-ignored scratch folder unless
+``MINITRANSFORMER_FIGURES`` names another. The image links in the prose show the committed
+figures (``lessons/figures/``). The notebook names the ``python3`` kernel. The exported files are
 build output (``lessons/*.ipynb`` is git-ignored): the Markdown lessons stay the source.
 tests/test_notebooks.py exports every lesson and executes the notebook in quick mode.
 """
@@ -45,7 +47,10 @@ if not _is_root(_root):
 os.chdir(_root)
 if str(_root) not in sys.path:
     sys.path.insert(0, str(_root))
-print("working directory:", _root, "| quick mode:", os.environ.get("MINITRANSFORMER_QUICK") == "1")
+# like lessons/run.py, figures go to the ignored scratch folder unless MINITRANSFORMER_FIGURES says
+os.environ.setdefault("MINITRANSFORMER_FIGURES", str(_root / "lessons" / "scratch" / "figures"))
+print("working directory:", _root, "| quick mode:", os.environ.get("MINITRANSFORMER_QUICK") == "1",
+      "| figures go to", os.environ["MINITRANSFORMER_FIGURES"])
 '''
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

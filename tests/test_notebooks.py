@@ -67,3 +67,15 @@ def test_lesson_notebook_executes(path, tmp_path, monkeypatch):
     setup_output = "".join(o.get("text", "") for o in nb.cells[0].outputs)
     assert f"working directory: {LESSONS_DIR.parent}" in setup_output and "quick mode: True" in setup_output
     assert all(o.get("output_type") != "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_setup_cell_finds_the_root_and_sends_figures_to_scratch(tmp_path):
+    import os
+    import subprocess
+
+    setup = "".join(notebook.lesson_notebook(LESSONS[0], tmp_path)["cells"][0]["source"])
+    env = {k: v for k, v in os.environ.items() if k != "MINITRANSFORMER_FIGURES"}
+    shown = subprocess.run([sys.executable, "-c", setup + "\nprint(os.getcwd())"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert f"figures go to {LESSONS_DIR / 'scratch' / 'figures'}" in shown
+    assert shown.strip().endswith(str(LESSONS_DIR.parent))
