@@ -101,6 +101,15 @@ def test_exp_float32_is_within_about_an_ulp(x):
     assert ulps.max() <= 1.5
 
 
+def test_exp_float32_underflows_to_zero_and_overflows_to_inf_as_numpy_does():
+    for x, expected in [(-87.5, 0.0), (-1e4, 0.0), (-np.inf, 0.0), (88.73, np.inf), (np.inf, np.inf)]:
+        assert kernels.exp_float32(np.float32(x)) == expected, x
+    assert np.isnan(kernels.exp_float32(np.float32(np.nan)))
+    x = np.array([[0.0, 1e4], [0.0, -200.0]], dtype=np.float32)  # weights below e^-87 are 0
+    reference, compiled = _both(lambda: F.softmax(mt.tensor(x)).data)
+    np.testing.assert_array_equal(compiled, reference)
+
+
 @given(rows=st.integers(1, 30), width=st.integers(1, 50), bias=st.booleans(), seed=st.integers(0, 2**16))
 def test_layer_norm_compiled_matches_numpy(rows, width, bias, seed, blocks):
     x = _float32((rows, width), seed) + np.float32(2.0)

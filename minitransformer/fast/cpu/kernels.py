@@ -121,6 +121,7 @@ _LN2_HIGH, _LN2_LOW = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 
 _EXP_MIN, _EXP_MAX = np.float32(-87.0), np.float32(88.0)  # e^-87 is still a normal float32
 _E2, _E3, _E4, _E5, _E6, _E7 = (np.float32(1 / math.factorial(k)) for k in range(2, 8))
 _ONE, _HALF = np.float32(1), np.float32(0.5)
+_ZERO, _INF, _EXP_OVERFLOW = np.float32(0), np.float32(np.inf), np.float32(88.72283)
 
 
 @helper
@@ -130,15 +131,20 @@ def exp_float32(x):
     e^r is its Taylor series to r^7 (the next term is below float32's rounding for |r| <= 0.35),
     and 2^n is built directly: a float32 is sign, 8 exponent bits, 23 fraction bits, so the
     bits (n + 127) << 23 are the number 2^n. ln 2 is split in two (HIGH has few bits, so n HIGH
-    is exact) to keep r accurate for large x. Inputs are clipped to [-87, 88]: no overflow, no
-    denormals; e^88 = 1.6e38 is near float32's largest, e^-87 = 1.6e-38 near its smallest."""
+    is exact) to keep r accurate for large x. The formula runs on x clipped to [-87, 88] (no
+    overflow, no denormals: e^88 = 1.6e38 is near float32's largest, e^-87 = 1.6e-38 near its
+    smallest normal); below -87 the answer is 0 (the exact one is below 1.6e-38, and NumPy's
+    float32 exp reaches 0 at -103.9), above ln(float32 max) = 88.72 it is inf, as NumPy's."""
+    given = x
     x = _EXP_MAX if x > _EXP_MAX else x  # NaN fails both tests and stays NaN
     x = _EXP_MIN if x < _EXP_MIN else x
     n = np.floor(x * _LOG2_E + _HALF)
     r = x - n * _LN2_HIGH - n * _LN2_LOW
     e_r = ((((((_E7 * r + _E6) * r + _E5) * r + _E4) * r + _E3) * r + _E2) * r + _ONE) * r + _ONE
     two_to_n = np.int32((np.int32(n) + np.int32(127)) << np.int32(23)).view(np.float32)
-    return e_r * two_to_n
+    result = e_r * two_to_n
+    result = _ZERO if given < _EXP_MIN else result
+    return _INF if given > _EXP_OVERFLOW else result
 
 
 # ---------------------------------------------------------------------------------------------
