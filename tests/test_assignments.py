@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import minitransformer as mt
 from minitransformer.assignments import ASSIGNMENTS, get, grade, markers, registry
 from minitransformer.assignments.releasing import TOOLING, check_regions, project_root, release
 
@@ -165,3 +169,52 @@ def test_cheats_score_what_the_honest_handout_earns(tmp_path, monkeypatch, a2_ex
     results = grade("a2", folder, json_path=tmp_path / "results.json", expected=a2_expected)
     assert results["score"] == 0, (cheat, results["output"])
     assert "TOP-SECRET-TEXT" not in (tmp_path / "results.json").read_text()
+
+
+# --- planted bugs: every realistic mistake in tests/hidden/planted_bugs.py costs points ---------
+
+from tests.hidden.planted_bugs import BUGS  # noqa: E402  (instructor-only, like this file)
+
+
+def _part(bug):
+    return next(p for p in get(bug.assignment).parts if p.name == bug.part)
+
+
+@pytest.fixture(scope="module")
+def planted_report(tmp_path_factory):
+    """One pytest run of the parts' tests with each bug planted in turn (see planted_bugs.py)."""
+    files = sorted({t.file for bug in BUGS for t in _part(bug).tests})
+    report = tmp_path_factory.mktemp("planted") / "planted.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.hidden.planted_bugs",
+                           "--planted-report", str(report), *files], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "MINITRANSFORMER_KERNELS": "reference"}, timeout=600)
+    assert report.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    return {entry["id"]: entry for entry in json.loads(report.read_text())}
+
+
+def test_the_catalogue_covers_every_assignment_with_distinct_bugs():
+    assert len({bug.id for bug in BUGS}) == len(BUGS) >= 60
+    assert {bug.assignment for bug in BUGS} == set(IDS)
+    without = [f"{a.id} {p.name}" for a in ASSIGNMENTS for p in a.parts
+               if not any(bug.assignment == a.id and bug.part == p.name for bug in BUGS)]
+    assert not without, f"parts without a planted bug: {without}"
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=lambda bug: bug.id)
+def test_a_planted_bug_costs_points(planted_report, bug):
+    entry = planted_report[bug.id]
+    assert entry["caught"], (f"{bug.id}: every test of the part {bug.part!r} passes with the bug "
+                             f"({entry['tests_tried']} tried): the assignment's tests miss it")
+    assert entry["failure"], entry  # the student reads why
+
+
+def test_a_planted_bug_stays_inside_its_region_and_is_undone():
+    from minitransformer.ops import elementwise
+    from tests.hidden.planted_bugs import Planted
+
+    bug = next(b for b in BUGS if b.function == "Mul.backward")
+    a, b = (mt.tensor(np.array([value]), requires_grad=True, dtype=np.float64) for value in (2.0, 5.0))
+    with Planted(bug):
+        planted = elementwise.Mul.apply(a, b)._ctx.backward(np.ones(1))
+    solution = elementwise.Mul.apply(a, b)._ctx.backward(np.ones(1))
+    assert [float(g[0]) for g in planted] == [2.0, 5.0] and [float(g[0]) for g in solution] == [5.0, 2.0]
