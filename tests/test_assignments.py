@@ -76,9 +76,24 @@ def test_registry_matches_the_regions_with_whole_points(assignment_id):
         assert (ROOT / lesson).is_file(), lesson
 
 
-def test_a_release_hands_out_its_assignment_and_later_ones_and_leaks_nothing(tmp_path):
-    copy = tmp_path / "a3"
-    stubbed = release("a3", copy)
+@pytest.fixture(scope="module")
+def handouts(tmp_path_factory):
+    """The released copy of every assignment: {id: (copy, the regions that became stubs)}.
+    Each ``release`` checks its copy for the bodies of the functions it hands out."""
+    folder = tmp_path_factory.mktemp("handouts")
+    return {a: (folder / a, release(a, folder / a)) for a in IDS}
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """Every assignment's tests, from one collection run of the instructor's tree."""
+    from minitransformer.assignments.grading import expected_tests_of
+
+    return expected_tests_of(list(ASSIGNMENTS), ROOT)
+
+
+def test_a_release_hands_out_its_assignment_and_later_ones_and_leaks_nothing(handouts):
+    copy, stubbed = handouts["a3"]
     assert {r.assignment for r in stubbed} == {"a3", "a4", "a5", "a6"}
     kinds = {(r.assignment, r.kind) for r in markers.regions_in_tree(copy) if not r.path.startswith(TOOLING)}
     assert {k for _, k in kinds} == {"GIVEN", "YOUR CODE"}
@@ -95,22 +110,68 @@ def test_a_release_hands_out_its_assignment_and_later_ones_and_leaks_nothing(tmp
     assert "def reference_attention" not in (copy / "tests/ops/test_attention.py").read_text()
 
 
-@pytest.fixture(scope="module")
-def a2_expected():
-    from minitransformer.assignments.grading import expected_tests
+def test_every_release_leaks_no_handed_out_body(handouts):
+    from minitransformer.assignments.leaks import find_leaks
 
-    return expected_tests(get("a2"), ROOT)
+    for assignment_id, (copy, stubbed) in handouts.items():
+        assert {r.assignment for r in stubbed} == registry.handed_out_with(assignment_id)
+        assert not find_leaks(ROOT, copy, registry.handed_out_with(assignment_id)), assignment_id
+    # the check itself sees a body pasted into a test or a lesson
+    copy, _ = handouts["a5"]
+    adam = (ROOT / "minitransformer/optim/adam.py").read_text().splitlines(keepends=True)
+    region = next(r for r in markers.find_regions("".join(adam)) if r.where == "adam_update")
+    lesson = copy / "lessons/07_optimizers.md"
+    original = lesson.read_text()
+    try:
+        lesson.write_text(original + "```python\n" + "".join(region.body(adam)) + "```\n")
+        assert any("lessons/07_optimizers.md" in leak and "adam_update" in leak
+                   for leak in find_leaks(ROOT, copy, {"a5"}))
+    finally:
+        lesson.write_text(original)
 
 
-def test_the_solution_scores_full_marks_and_the_handout_zero(tmp_path, a2_expected):
-    solution = grade("a2", expected=a2_expected)
+def _region_bodies(text: str, path: str) -> list[tuple[str, str, str]]:
+    lines = text.splitlines(keepends=True)
+    return [(r.assignment, r.where, "".join(r.body(lines))) for r in markers.find_regions(text, path)]
+
+
+def test_a_released_handout_is_graded_as_every_later_assignment_exactly_like_its_own_handout(handouts):
+    """A released aN graded as aM (M >= N): what the grader runs of the copy's files (their aM
+    regions, the rest from aM's view) is aM's own handout, which scores 0 (the next test)."""
+    from minitransformer.assignments.grading import graded_text
+    from minitransformer.assignments.releasing import view_of_file
+
+    for n, released in enumerate(IDS):
+        copy, _ = handouts[released]
+        for graded_as in IDS[n:]:
+            assignment = get(graded_as)
+            for relative in assignment.files:
+                view, _ = view_of_file((ROOT / relative).read_text(), relative, graded_as, ROOT)
+                graded, notes = graded_text(assignment, relative, (copy / relative).read_text(), view)
+                assert not notes, (released, graded_as, notes)
+                assert _region_bodies(graded, relative) == _region_bodies(view, relative), (released, graded_as, relative)
+                own = [b for a, _, b in _region_bodies(graded, relative) if a == graded_as]
+                assert own and all(b.strip().startswith(f'raise NotImplementedError("{graded_as}: write') for b in own)
+
+
+@pytest.mark.parametrize("assignment_id", IDS)
+def test_a_handout_scores_zero_on_its_assignment(handouts, expected, assignment_id):
+    copy, _ = handouts[assignment_id]
+    results = grade(assignment_id, copy, expected=expected[assignment_id])
+    assert results["score"] == 0, results["output"]
+    tests = results["extra_data"]["tests"]
+    assert tests and not any(t["passed"] for t in tests)
+    assert "note:" not in results["output"], results["output"]  # nothing went wrong: the stubs fail
+
+
+def test_the_solution_scores_full_marks(tmp_path, expected):
+    solution = grade("a2", json_path=tmp_path / "results.json", expected=expected["a2"])
     assert solution["score"] == 20 and sum(t["max_score"] for t in solution["tests"]) == 20
-    copy = tmp_path / "a2"
-    release("a2", copy)
-    handout = grade("a2", copy, json_path=tmp_path / "results.json", expected=a2_expected)
-    assert handout["score"] == 0
-    assert all(t["output"] == "" or "not written yet" in t["output"] or "FAIL" in t["output"] for t in handout["tests"])
-    assert json.loads((tmp_path / "results.json").read_text())["score"] == 0
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["score"] == 20 and all(t["status"] == "passed" for t in written["tests"])
+    assert {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"} <= set(written)
+    assert all({"name", "number", "score", "max_score", "status", "output", "visibility"} <= set(t)
+               for t in written["tests"])
 
 
 def _submission_with(tmp_path, name: str, text: str) -> Path:
@@ -120,17 +181,66 @@ def _submission_with(tmp_path, name: str, text: str) -> Path:
     return tmp_path / "submission"
 
 
-def test_mul_backward_alone_earns_its_point(tmp_path, a2_expected):
+def _with_solution(student: str, solution: str, where: str, body: str | None = None) -> str:
+    """``student`` (a handout's file) with the stub of ``where`` replaced by ``body``, or by the
+    solution's body of it when ``body`` is None."""
+    stub = next(line for line in student.splitlines(keepends=True) if f": write {where} (" in line)
+    if body is None:
+        region = next(r for r in markers.find_regions(solution) if r.where == where)
+        body = "".join(region.body(solution.splitlines(keepends=True)))
+    return student.replace(stub, body)
+
+
+def test_mul_backward_alone_earns_its_point(tmp_path, handouts, expected):
     elementwise = (ROOT / "minitransformer/ops/elementwise.py").read_text()
-    copy = tmp_path / "a2"
-    release("a2", copy)
-    student = (copy / "minitransformer/ops/elementwise.py").read_text()
-    stub = next(line for line in student.splitlines(keepends=True) if "a2: write Mul.backward" in line)
-    region = next(r for r in markers.find_regions(elementwise) if r.where == "Mul.backward")
-    body = "".join(region.body(elementwise.splitlines(keepends=True)))
-    results = grade("a2", _submission_with(tmp_path, "elementwise.py", student.replace(stub, body)), expected=a2_expected)
+    student = (handouts["a2"][0] / "minitransformer/ops/elementwise.py").read_text()
+    results = grade("a2", _submission_with(tmp_path, "elementwise.py", _with_solution(student, elementwise, "Mul.backward")),
+                    expected=expected["a2"])
     by_part = {t["name"].split(" ", 1)[1]: t["score"] for t in results["tests"]}
     assert by_part["Mul.backward"] == 1 and results["score"] == 1
+
+
+def _tests_of(expected: list[dict], *parts: str) -> list[dict]:
+    return [t for t in expected if t["part"] in parts]
+
+
+def test_a_slow_test_a_syntax_error_or_a_failing_import_costs_only_its_own_tests(tmp_path, handouts, expected):
+    """A zip with an extra folder level: elementwise.py whose Neg.backward never returns for
+    1-D inputs (one test times out), reduce.py with a syntax error, matmul.py whose import
+    fails; each costs the tests that need it, with its own reason, and the rest still count."""
+    import zipfile
+
+    copy = handouts["a2"][0]
+    solution = {name: (ROOT / f"minitransformer/ops/{name}").read_text() for name in ("elementwise.py", "matmul.py")}
+    elementwise = (copy / "minitransformer/ops/elementwise.py").read_text()
+    for where in ("Add.backward", "Sub.backward", "Mul.backward"):
+        elementwise = _with_solution(elementwise, solution["elementwise.py"], where)
+    elementwise = _with_solution(elementwise, "", "Neg.backward", "        while grad.ndim == 1:\n"
+                                 "            pass\n        return -grad\n")
+    files = {"elementwise.py": elementwise,
+             "reduce.py": (copy / "minitransformer/ops/reduce.py").read_text() + "\ndef broken(:\n",
+             "matmul.py": _with_solution((copy / "minitransformer/ops/matmul.py").read_text(), solution["matmul.py"],
+                                         "MatMul.backward") + "\nundefined_name_at_import\n"}
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, text in files.items():
+            zipped.writestr(f"my-upload/minitransformer-a2/minitransformer/ops/{name}", text)
+    tests = _tests_of(expected["a2"], "Add, Sub and Neg.backward", "Mul.backward", "Sum and Mean.backward",
+                      "MatMul.backward")
+    results = grade("a2", archive, expected=tests, per_test_timeout=3)
+    parts = {t["name"].split(" ", 1)[1]: t for t in results["tests"]}
+    details = {t["name"]: t for t in results["extra_data"]["tests"]}
+    assert parts["Mul.backward"]["score"] == 1  # found in the zip, two folders down
+    timed_out = [name for name, t in details.items() if "timed out" in t["output"]]
+    assert timed_out == ["tests/assignments/test_a2_backward.py::test_neg_backward[0]"], details
+    assert "syntax" not in details[timed_out[0]]["output"].lower() and "3 s" in details[timed_out[0]]["output"]
+    add_sub_neg = [t for t in details.values() if t["part"] == "Add, Sub and Neg.backward"]
+    assert sum(not t["passed"] for t in add_sub_neg) == 1  # the other Neg test and Add's and Sub's pass
+    assert parts["Add, Sub and Neg.backward"]["score"] == round(2 * (len(add_sub_neg) - 1) / len(add_sub_neg), 4)
+    assert parts["Sum and Mean.backward"]["score"] == 0 and parts["MatMul.backward"]["score"] == 0
+    assert "minitransformer/ops/reduce.py has a SyntaxError at line" in results["output"]
+    assert "minitransformer/ops/matmul.py: importing it fails (NameError" in results["output"]
+    assert results["score"] == 1 + parts["Add, Sub and Neg.backward"]["score"]
 
 
 CHEATS = {
@@ -152,9 +262,8 @@ CHEATS = {
 
 
 @pytest.mark.parametrize("cheat", sorted(CHEATS))
-def test_cheats_score_what_the_honest_handout_earns(tmp_path, monkeypatch, a2_expected, cheat):
-    copy = tmp_path / "a2"
-    release("a2", copy)
+def test_cheats_score_what_the_honest_handout_earns(tmp_path, monkeypatch, handouts, expected, cheat):
+    copy = handouts["a2"][0]
     honest = (copy / "minitransformer/ops/elementwise.py").read_text()
     if cheat == "symlink to a secret":
         secret = tmp_path / "secret.txt"
@@ -166,7 +275,9 @@ def test_cheats_score_what_the_honest_handout_earns(tmp_path, monkeypatch, a2_ex
     else:
         folder = _submission_with(tmp_path, "elementwise.py", CHEATS[cheat] + honest)
     monkeypatch.setenv("GRADER_SECRET", "TOP-SECRET-TEXT")
-    results = grade("a2", folder, json_path=tmp_path / "results.json", expected=a2_expected)
+    # the tests of a2's own test file: each would pass if the cheat worked
+    tests = [t for t in expected["a2"] if t["nodeid"].startswith("tests/assignments/")]
+    results = grade("a2", folder, json_path=tmp_path / "results.json", expected=tests)
     assert results["score"] == 0, (cheat, results["output"])
     assert "TOP-SECRET-TEXT" not in (tmp_path / "results.json").read_text()
 

@@ -230,6 +230,19 @@ def carry_forward(assignment_id: str, root: Path, out: Path, earlier_work: Path)
     return notes
 
 
+def _carry(assignment_id: str, root: Path, out: Path, earlier_work: Path) -> list[str]:
+    """``carry_forward`` from a folder or a .zip of one."""
+    import tempfile
+
+    from .submission import unpack_zip
+
+    if earlier_work.is_file() and earlier_work.suffix == ".zip":
+        with tempfile.TemporaryDirectory(prefix="carry-") as unpacked:
+            notes = unpack_zip(earlier_work, Path(unpacked))
+            return notes + carry_forward(assignment_id, root, out, Path(unpacked))
+    return carry_forward(assignment_id, root, out, earlier_work)
+
+
 def release(assignment_id: str, out: str | Path, root: Path | None = None, carry: str | Path | None = None,
             git: bool = False) -> list[markers.Region]:
     """Write the student copy of ``assignment_id`` into the new (or empty) folder ``out`` and
@@ -240,11 +253,15 @@ def release(assignment_id: str, out: str | Path, root: Path | None = None, carry
     root = Path(root) if root else project_root()
     check_regions(assignment, root)
     out = Path(out)
+    if carry is not None and not (Path(carry).is_dir() or (Path(carry).is_file() and Path(carry).suffix == ".zip")):
+        raise ValueError(f"release --carry: {carry} is neither a folder nor a .zip file of an earlier submission")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"release: {out} exists and is not a folder; choose a new folder")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"release: {out} exists and is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     stubbed = write_view(assignment.id, root, out)
-    notes = carry_forward(assignment.id, root, out, Path(carry)) if carry else []
+    notes = _carry(assignment.id, root, out, Path(carry)) if carry else []
     (out / HANDOUT).write_text(f'"""Written by `assignments release`: this copy is the handout of {assignment.id}."""\n\n'
                                f'ASSIGNMENT = "{assignment.id}"\n', encoding="utf-8")
     (out / "STUDENT_README.md").write_text(student_readme(assignment, stubbed, root, notes), encoding="utf-8")
