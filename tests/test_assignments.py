@@ -329,3 +329,127 @@ def test_a_planted_bug_stays_inside_its_region_and_is_undone():
         planted = elementwise.Mul.apply(a, b)._ctx.backward(np.ones(1))
     solution = elementwise.Mul.apply(a, b)._ctx.backward(np.ones(1))
     assert [float(g[0]) for g in planted] == [2.0, 5.0] and [float(g[0]) for g in solution] == [5.0, 2.0]
+
+
+# --- class operations: the command line -------------------------------------------------------
+
+def _cli(*args) -> int:
+    from minitransformer.cli import main
+
+    return main(["assignments", *map(str, args)])
+
+
+@pytest.mark.parametrize("args, error", [
+    (("release", "a9", "--out", "{tmp}/x"), "no assignment 'a9'; expected one of a1"),
+    (("release", "a3", "--out", "{tmp}/x", "--carry", "{tmp}/nowhere"), "is neither a folder nor a .zip"),
+    (("release", "a3", "--out", "{tmp}/x", "--carry", "{tmp}/bad/garbage.zip"), "garbage.zip is not a readable zip file"),
+    (("grade", "a2", "--path", "{tmp}/nowhere"), "the submission {tmp}/nowhere does not exist"),
+    (("grade-all", "a2", "--submissions", "{tmp}/nowhere", "--csv", "{tmp}/g.csv"), "does not exist or is not a folder"),
+    (("grade-all", "a2", "--submissions", "{tmp}/empty", "--csv", "{tmp}/g.csv"), "holds no submissions"),
+    (("gradescope", "a2", "--out", "{tmp}/autograder.tar"), "should name a .zip file"),
+])
+def test_bad_input_is_one_line_and_exit_status_1(tmp_path, capsys, args, error):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "garbage.zip").write_text("not a zip")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_text("")
+    assert _cli(*(a.format(tmp=tmp_path) for a in args)) == 1
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and error.format(tmp=tmp_path) in message, message
+    assert not (tmp_path / "g.csv").exists() and not (tmp_path / "x").exists()  # nothing half-written
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_non_positive_timeout_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        _cli("grade", "a2", "--timeout", "-5")
+    assert "expected a positive number of seconds" in capsys.readouterr().err
+
+
+def test_release_carries_the_students_earlier_work_into_a_fresh_git_repository(tmp_path, handouts):
+    earlier = (handouts["a2"][0] / "minitransformer/ops/elementwise.py").read_text()
+    mine = "        a, b = self.saved\n        return grad * b, grad * a  # alice's own Mul.backward\n"
+    submission = _submission_with(tmp_path, "elementwise.py", _with_solution(earlier, "", "Mul.backward", mine))
+    out = tmp_path / "a3-alice"
+    assert _cli("release", "a3", "--out", out, "--carry", submission, "--git") == 0
+    carried = (out / "minitransformer/ops/elementwise.py").read_text()
+    region = next(r for r in markers.find_regions(carried) if r.where == "Mul.backward")
+    assert region.kind == "GIVEN" and "alice's own" in "".join(region.body(carried.splitlines(keepends=True)))
+    # Sub.backward she left as the stub: a stub is not code, the instructor's is kept
+    sub = next(r for r in markers.find_regions(carried) if r.where == "Sub.backward")
+    assert "NotImplementedError" not in "".join(sub.body(carried.splitlines(keepends=True)))
+    readme = (out / "STUDENT_README.md").read_text()
+    assert "has no minitransformer/ops/reduce.py: the instructor's code is kept" in readme
+    assert "Sub.backward (a2) is still the stub: the instructor's code is kept" in readme
+    log = subprocess.run(["git", "-C", str(out), "log", "--oneline"], capture_output=True, text=True, check=True)
+    status = subprocess.run(["git", "-C", str(out), "status", "--porcelain"], capture_output=True, text=True, check=True)
+    assert len(log.stdout.splitlines()) == 1 and "a3" in log.stdout and status.stdout == ""
+
+
+def test_grade_all_writes_one_csv_row_and_feedback_per_student_and_resumes(tmp_path, handouts, expected):
+    import csv
+    import io
+    import zipfile
+
+    from minitransformer.assignments.classroom import grade_all
+
+    submissions = tmp_path / "submissions"
+    (submissions / "alice").mkdir(parents=True)
+    (submissions / "alice" / "autograd.py").write_text((ROOT / "minitransformer/autograd.py").read_text())
+    with zipfile.ZipFile(submissions / "bob.zip", "w") as zipped:  # the untouched handout, a folder down
+        zipped.writestr("handin/autograd.py", (handouts["a1"][0] / "minitransformer/autograd.py").read_text())
+    (submissions / "carol").mkdir()
+    (submissions / "carol" / "notes.txt").write_text("I did not finish")
+    (submissions / ".DS_Store").write_text("")
+    csv_path = tmp_path / "grades.csv"
+    log = io.StringIO()
+    grade_all("a1", submissions, csv_path, out=log, expected=expected["a1"])
+    rows = {row["student"]: row for row in csv.DictReader(csv_path.open())}
+    assert sorted(rows) == ["alice", "bob", "carol"]
+    assert (rows["alice"]["score"], rows["bob"]["score"], rows["carol"]["score"]) == ("20", "0", "0")
+    parts = [f"a1.{n} {p.name}" for n, p in enumerate(get("a1").parts, start=1)]
+    assert [rows["alice"][p] for p in parts] == [str(p.points) for p in get("a1").parts]
+    assert "holds none of minitransformer/autograd.py" in rows["carol"]["notes"]
+    feedback = tmp_path / "feedback"
+    assert "not written yet: NotImplementedError: a1: write" in (feedback / "bob.txt").read_text()
+    assert json.loads((feedback / "alice.json").read_text())["score"] == 20
+    assert log.getvalue().count("(graded)") == 2 and "carol: 0 / 20 (failed)" in log.getvalue()
+    # a second run grades nothing again: every submission is unchanged since its results
+    again = io.StringIO()
+    grade_all("a1", submissions, csv_path, out=again, expected=[])
+    assert again.getvalue().count("(kept)") == 3
+    assert {row["student"]: row["score"] for row in csv.DictReader(csv_path.open())} == {
+        "alice": "20", "bob": "0", "carol": "0"}
+
+
+def test_the_gradescope_autograder_grades_a_sample_submission_locally(tmp_path):
+    import stat
+    import zipfile
+
+    archive = tmp_path / "autograder.zip"
+    assert _cli("gradescope", "a1", "--out", archive, "--per-test-timeout", "30") == 0
+    autograder = tmp_path / "autograder"
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+        assert {"setup.sh", "run_autograder", "pyproject.toml", "tests/hidden/test_a4_reference.py"} <= set(names)
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        assert stat.S_IMODE(zipped.getinfo("run_autograder").external_attr >> 16) == 0o755
+        zipped.extractall(autograder / "source")
+    assert "--per-test-timeout 30" in (autograder / "source/run_autograder").read_text()
+    # a submission with a planted bug: the second path's gradient overwrites the first
+    solution = (ROOT / "minitransformer/autograd.py").read_text()
+    (autograder / "submission").mkdir()
+    (autograder / "submission" / "autograd.py").write_text(
+        solution.replace("input_grad = add_gradients(grads[key], input_grad)", "input_grad = input_grad"))
+    done = subprocess.run(["bash", str(autograder / "source/run_autograder")], capture_output=True, text=True,
+                          env={**os.environ, "AUTOGRADER_ROOT": str(autograder), "PYTHON": sys.executable},
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads((autograder / "results/results.json").read_text())
+    scores = {t["name"].split(" ", 1)[1]: t["score"] for t in results["tests"]}
+    assert scores["backward: gradients add up"] < 6 and 0 < results["score"] < 20
+    assert results["score"] == pytest.approx(sum(scores.values()))
+    failed = [t for t in results["extra_data"]["tests"] if not t["passed"]]
+    assert "test_gradient_accumulates_when_a_tensor_is_used_twice" in " ".join(t["name"] for t in failed)
+    assert all(t["output"] for t in failed)  # the student reads why
+    assert all(t["visibility"] == "visible" and t["status"] in ("passed", "failed") for t in results["tests"])

@@ -78,10 +78,11 @@ def _previous(results_path: Path, print_: str) -> dict | None:
 
 def grade_all(assignment_id: str, submissions: str | Path, csv_path: str | Path, feedback: str | Path | None = None,
               root: Path | None = None, timeout: float = TOTAL_TIMEOUT, per_test_timeout: float = PER_TEST_TIMEOUT,
-              out=None) -> list[dict]:
+              out=None, expected: list[dict] | None = None) -> list[dict]:
     """Grade every submission in ``submissions``; write ``csv_path`` (one row per student) and,
     in ``feedback`` (default: "feedback" beside the CSV), ``<student>.txt`` and
-    ``<student>.json``. Returns the rows."""
+    ``<student>.json``. Returns the rows. ``expected``: the assignment's tests, when already
+    collected (``grading.expected_tests``)."""
     from ..atomic import atomic_write_text
 
     assignment = registry.get(assignment_id)
@@ -92,7 +93,6 @@ def grade_all(assignment_id: str, submissions: str | Path, csv_path: str | Path,
     if csv_path.suffix.lower() != ".csv":
         raise ValueError(f"grade-all: --csv {csv_path} should name a .csv file")
     feedback.mkdir(parents=True, exist_ok=True)
-    expected = None
     rows = []
     for number, (student, submission) in enumerate(students.items(), start=1):
         print_ = fingerprint(submission)

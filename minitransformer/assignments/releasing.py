@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from . import markers, registry
@@ -224,7 +225,8 @@ def carry_forward(assignment_id: str, root: Path, out: Path, earlier_work: Path)
             notes.append(f"carry: {relative} has no BEGIN/END markers: the instructor's code is kept")
             continue
         # the copy's file, with the student's bodies in the regions of earlier assignments
-        carried, missing = markers.splice(target.read_text(encoding="utf-8"), text, set(earlier), relative)
+        carried, missing = markers.splice(target.read_text(encoding="utf-8"), text, set(earlier), relative,
+                                          skip_stubs=True)
         notes += [f"carry: {m}: the instructor's code is kept" for m in missing]
         target.write_text(carried, encoding="utf-8")
     return notes
@@ -232,8 +234,6 @@ def carry_forward(assignment_id: str, root: Path, out: Path, earlier_work: Path)
 
 def _carry(assignment_id: str, root: Path, out: Path, earlier_work: Path) -> list[str]:
     """``carry_forward`` from a folder or a .zip of one."""
-    import tempfile
-
     from .submission import unpack_zip
 
     if earlier_work.is_file() and earlier_work.suffix == ".zip":
@@ -259,7 +259,25 @@ def release(assignment_id: str, out: str | Path, root: Path | None = None, carry
         raise ValueError(f"release: {out} exists and is not a folder; choose a new folder")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"release: {out} exists and is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written beside ``out`` and renamed at the end: a failed or interrupted release leaves no
+    # half copy (and never one that a leak check refused)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o777 & ~umask)  # a folder as mkdir makes it, not mkdtemp's private one
+    try:
+        stubbed = _write_copy(assignment, root, partial, carry, git)
+        if out.exists():
+            out.rmdir()
+        partial.rename(out)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return stubbed
+
+
+def _write_copy(assignment: registry.Assignment, root: Path, out: Path, carry, git: bool) -> list[markers.Region]:
     stubbed = write_view(assignment.id, root, out)
     notes = _carry(assignment.id, root, out, Path(carry)) if carry else []
     (out / HANDOUT).write_text(f'"""Written by `assignments release`: this copy is the handout of {assignment.id}."""\n\n'
