@@ -37,7 +37,6 @@ from .releasing import is_student_copy, project_root, view_of_file, write_view
 from .submission import find_files, unpack_zip
 
 WORKSPACE = ("minitransformer", "tests", "pyproject.toml")
-HIDDEN_VISIBILITY = "after_published"  # Gradescope shows hidden tests once grades are published
 PER_TEST_TIMEOUT = 60.0  # seconds
 TOTAL_TIMEOUT = 540.0  # under Gradescope's default autograder limit of 10 minutes
 STARTUP_TIMEOUT = 120.0  # from starting pytest to its first test
