@@ -18,6 +18,7 @@ import pytest
 import minitransformer as mt
 from minitransformer.assignments import ASSIGNMENTS, get, grade, markers, registry
 from minitransformer.assignments.releasing import TOOLING, check_regions, project_root, release
+from tests.hidden.planted_bugs import BUGS  # instructor-only, like this file
 
 ROOT = project_root()
 IDS = [a.id for a in ASSIGNMENTS]
@@ -283,9 +284,6 @@ def test_cheats_score_what_the_honest_handout_earns(tmp_path, monkeypatch, hando
 
 
 # --- planted bugs: every realistic mistake in tests/hidden/planted_bugs.py costs points ---------
-
-from tests.hidden.planted_bugs import BUGS  # noqa: E402  (instructor-only, like this file)
-
 
 def _part(bug):
     return next(p for p in get(bug.assignment).parts if p.name == bug.part)

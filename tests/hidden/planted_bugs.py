@@ -67,8 +67,9 @@ BUGS: list[Bug] = [
     # a1: the engine
     *_bugs("a1", ENGINE_ORDER, AUTOGRAD, "_topological_order",
            ("post-order not reversed (inputs before their consumers)", "    postorder.reverse()\n", ""),
-           ("pre-order instead of post-order", "        if children_done:\n            postorder.append(tensor)\n"
-            "            continue\n", "        if children_done:\n            continue\n        postorder.append(tensor)\n")),
+           ("pre-order instead of post-order",
+            "        if children_done:\n            postorder.append(tensor)\n            continue\n",
+            "        if children_done:\n            continue\n        postorder.append(tensor)\n")),
     *_bugs("a1", ENGINE_SUMS, AUTOGRAD, "backward",
            ("a second path's gradient overwrites the first", "input_grad = add_gradients(grads[key], input_grad)",
             "input_grad = input_grad"),
