@@ -451,3 +451,32 @@ def test_the_gradescope_autograder_grades_a_sample_submission_locally(tmp_path):
     assert "test_gradient_accumulates_when_a_tensor_is_used_twice" in " ".join(t["name"] for t in failed)
     assert all(t["output"] for t in failed)  # the student reads why
     assert all(t["visibility"] == "visible" and t["status"] in ("passed", "failed") for t in results["tests"])
+
+
+def test_grade_all_goes_on_when_the_grader_fails_on_one_and_retries_it_next_time(tmp_path, monkeypatch):
+    import csv
+
+    from minitransformer.assignments import classroom
+    from minitransformer.assignments.grading import failure_result
+
+    for student in ("ann", "bob", "cy"):
+        (tmp_path / "in" / student).mkdir(parents=True)
+        (tmp_path / "in" / student / "autograd.py").write_text(f"# {student}\n")
+    calls = []
+
+    def fake_grade(assignment_id, submission, **_):
+        calls.append(submission.name)
+        if submission.name == "bob" and calls.count("bob") == 1:
+            raise RuntimeError("grade: the sandbox failed: out of memory")
+        results = failure_result(get(assignment_id), "fake")
+        results["score"] = 7.0
+        return results
+
+    monkeypatch.setattr(classroom, "grade", fake_grade)
+    classroom.grade_all("a1", tmp_path / "in", tmp_path / "grades.csv", expected=[])
+    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades.csv").open())}
+    assert (rows["ann"]["score"], rows["bob"]["score"], rows["cy"]["score"]) == ("7", "0", "7")
+    assert "the sandbox failed: out of memory" in rows["bob"]["notes"]
+    classroom.grade_all("a1", tmp_path / "in", tmp_path / "grades.csv", expected=[])
+    assert calls == ["ann", "bob", "cy", "bob"]  # only the grader's failure is graded again
+    assert next(r for r in csv.DictReader((tmp_path / "grades.csv").open()) if r["student"] == "bob")["score"] == "7"

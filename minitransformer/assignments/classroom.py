@@ -104,10 +104,12 @@ def grade_all(assignment_id: str, submissions: str | Path, csv_path: str | Path,
                 results = grade(assignment.id, submission, root=root, timeout=timeout,
                                 per_test_timeout=per_test_timeout, expected=expected)
                 status = "graded"
-            except (ValueError, RuntimeError, OSError) as error:  # this submission only
-                results = failure_result(assignment, f"could not be graded: {error}")
-                status = "failed"
-            results["extra_data"]["submission_sha256"] = print_
+            except ValueError as error:  # the submission's fault: kept until it changes
+                results, status = failure_result(assignment, f"could not be graded: {error}"), "failed"
+            except (RuntimeError, OSError) as error:  # the grader's: tried again by the next run
+                results, status = failure_result(assignment, f"could not be graded: {error}"), "error"
+            if status != "error":
+                results["extra_data"]["submission_sha256"] = print_
             atomic_write_text(feedback / f"{student}.txt", format_table(results) + "\n")
             atomic_write_text(feedback / f"{student}.json", json.dumps(results, indent=2) + "\n")
         if out is not None:
