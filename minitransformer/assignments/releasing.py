@@ -36,7 +36,8 @@ RELEASED = ("minitransformer", "tests", "lessons", "pyproject.toml", "README.md"
 # instructor-only: hidden tests, the self-checks of this tooling, the instructors' guide
 NOT_RELEASED = (registry.HIDDEN_TESTS, "lessons/INSTRUCTORS.md")
 INSTRUCTOR_TESTS = "tests/test_assignments*.py"
-JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info")
+# never copied: caches, and what runs write (lessons/scratch/: a lesson's figures, git-ignored)
+JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info", "scratch")
 TOOLING = "minitransformer/assignments/"  # its docstrings quote markers; never transformed
 HANDOUT = "minitransformer/assignments/handout.py"  # which assignment a student copy is
 # kept from the fast layer: the thread settings behind mt.set_num_threads, and the package
