@@ -37,7 +37,6 @@ from .releasing import is_student_copy, project_root, view_of_file, write_view
 from .submission import find_files, unpack_zip
 
 WORKSPACE = ("minitransformer", "tests", "pyproject.toml")
-HIDDEN_VISIBILITY = "after_published"  # Gradescope shows hidden tests once grades are published
 PER_TEST_TIMEOUT = 60.0  # seconds
 TOTAL_TIMEOUT = 540.0  # under Gradescope's default autograder limit of 10 minutes
 STARTUP_TIMEOUT = 120.0  # from starting pytest to its first test
@@ -94,30 +93,45 @@ def test_paths(assignment: registry.Assignment, tree: Path) -> list[str]:
     return paths
 
 
+def files_of(tests: list[dict]) -> list[str]:
+    """The test files that hold these tests: all a grading run needs to collect."""
+    return sorted({test["nodeid"].split("::", 1)[0] for test in tests})
+
+
 def expected_tests(assignment: registry.Assignment, root: Path) -> list[dict]:
     """The assignment's tests as the instructor's tree has them (node id, part, weight,
     hidden), from a collection run of that tree: a submission cannot add or hide any."""
-    with tempfile.TemporaryDirectory(prefix=f"collect-{assignment.id}-") as scratch:
+    return expected_tests_of([assignment], root)[assignment.id]
+
+
+def expected_tests_of(assignments: list[registry.Assignment], root: Path) -> dict[str, list[dict]]:
+    """``expected_tests`` of several assignments, from one collection run (collecting imports
+    the test modules only, so the view of the first assignment serves them all)."""
+    with tempfile.TemporaryDirectory(prefix="collect-") as scratch:
         scratch = Path(scratch)
         workspace = scratch / "project"
         workspace.mkdir()
-        write_view(assignment.id, root, workspace, WORKSPACE, student=False)
-        result = supervise(_job(scratch, workspace, "collect", test_paths(assignment, workspace)))
+        write_view(assignments[0].id, root, workspace, WORKSPACE, student=False)
+        paths = sorted({p for a in assignments for p in test_paths(a, workspace)})
+        result = supervise(_job(scratch, workspace, "collect", paths))
     items = [item for event in result["runs"][0]["events"] if event.get("event") == "collected"
              for item in event["items"]]
-    if not items:
-        raise RuntimeError(f"grade {assignment.id}: collecting the instructor's tests found none:\n"
-                           f"{result.get('output_tail', '')[-3000:]}")
-    tests = []
-    for item in items:
-        marks, nodeid = item["marks"], item["nodeid"]
-        part = assignment.part_of(nodeid, marks)
-        if part is None or "gpu" in marks or item["skipped"]:
-            continue
-        weight = marks.get("weight", 1)
-        tests.append({"nodeid": nodeid, "part": part.name, "hidden": registry.is_hidden(nodeid, marks),
-                      "weight": weight if isinstance(weight, (int, float)) and weight > 0 else 1})
-    return tests
+    found = {}
+    for assignment in assignments:
+        tests = []
+        for item in items:
+            marks, nodeid = item["marks"], item["nodeid"]
+            part = assignment.part_of(nodeid, marks)
+            if part is None or "gpu" in marks or item["skipped"]:
+                continue
+            weight = marks.get("weight", 1)
+            tests.append({"nodeid": nodeid, "part": part.name, "hidden": registry.is_hidden(nodeid, marks),
+                          "weight": weight if isinstance(weight, (int, float)) and weight > 0 else 1})
+        if not tests:
+            raise RuntimeError(f"grade {assignment.id}: collecting the instructor's tests found none:\n"
+                               f"{result.get('output_tail', '')[-3000:]}")
+        found[assignment.id] = tests
+    return found
 
 
 def _refuse_self_import(submission: Path, root: Path) -> None:
@@ -142,6 +156,18 @@ def _import_error_file(output: str, workspace: Path, files: list[str]) -> str | 
     return last
 
 
+def graded_text(assignment: registry.Assignment, relative: str, submitted: str, view: str) -> tuple[str, list[str]]:
+    """A submitted file as it is graded: the assignment's own regions as the student wrote them,
+    every other region with the code of the workspace's ``view`` of that file (so a released
+    copy of an earlier assignment, graded as this one, runs exactly this one's handout)."""
+    others = {a.id for a in registry.ASSIGNMENTS} - {assignment.id}
+    try:
+        spliced, missing = markers.splice(submitted, view, others, relative)
+    except markers.MarkerError as error:
+        return submitted, [f"{error}: the file is graded as it is"]
+    return spliced, [f"{m}: that region is graded as written" for m in missing]
+
+
 def prepare_submission(assignment: registry.Assignment, root: Path, submission: Path, workspace: Path,
                        scratch: Path) -> list[str]:
     """Write the submission's files into the workspace; returns notes for the output."""
@@ -149,7 +175,6 @@ def prepare_submission(assignment: registry.Assignment, root: Path, submission: 
     if not found:
         raise ValueError(f"grade {assignment.id}: {submission} holds none of {', '.join(assignment.files)} "
                          "(expected a copy of the project, the files themselves, or a zip of either)")
-    others = {a.id for a in registry.ASSIGNMENTS} - {assignment.id}
     for relative in assignment.files:
         target = workspace / relative
         text, problem = found.get(relative, (None, "is missing"))
@@ -162,12 +187,8 @@ def prepare_submission(assignment: registry.Assignment, root: Path, submission: 
         if text is None:
             notes.append(f"{relative} {problem}: graded as released (the tests that need it score 0)")
             continue
-        try:
-            spliced, missing = markers.splice(text, target.read_text(encoding="utf-8"), others, relative)
-            notes += [f"{m}: that region is graded as written" for m in missing]
-        except markers.MarkerError as error:
-            spliced = text
-            notes.append(f"{error}: the file is graded as it is")
+        spliced, file_notes = graded_text(assignment, relative, text, target.read_text(encoding="utf-8"))
+        notes += file_notes
         target.write_text(spliced, encoding="utf-8")
     # an import that fails (a NameError at module level...) costs only its file
     for _ in assignment.files:
@@ -355,9 +376,9 @@ def _grade(assignment, submission, root, timeout, per_test_timeout, expected) ->
             elif not submission.is_dir():
                 raise ValueError(f"grade: the submission {submission} is neither a folder nor a .zip file")
             notes += prepare_submission(assignment, root, submission, workspace, scratch)
-        job = _job(scratch, workspace, "run", test_paths(assignment, workspace), [t["nodeid"] for t in tests],
+        job = _job(scratch, workspace, "run", files_of(tests), [t["nodeid"] for t in tests],
                    per_test_timeout=per_test_timeout, total_timeout=timeout)
-        result = supervise(job)
+        result = supervise(job) if tests else {"runs": []}
     outcomes, run_notes = _outcomes(result, per_test_timeout, timeout)
     reason = "the test session stopped before it"
     if run_notes and not outcomes:

@@ -170,13 +170,22 @@ def student_version(text: str, handed_out: set[str] | frozenset[str], hints: dic
     return student, stubbed
 
 
-def splice(base: str, donor: str, assignments: set[str] | frozenset[str], path: str = "<text>") -> tuple[str, list[str]]:
+def is_stub(body: list[str]) -> bool:
+    """Whether a region's body is only the stub a release put there (nothing written)."""
+    code = [line for line in body if line.strip() and not line.lstrip().startswith("#")]
+    return len(code) == 1 and STUB.match(code[0]) is not None
+
+
+def splice(base: str, donor: str, assignments: set[str] | frozenset[str], path: str = "<text>",
+           skip_stubs: bool = False) -> tuple[str, list[str]]:
     """``base`` with the body of each of its regions of ``assignments`` replaced by the body of
     the matching region of ``donor`` (same assignment and definition, in order).
 
     Returns the text and notes for the regions that found no partner. The grader calls it with
     a student's file as ``base`` and the instructor's view of that file as ``donor``, for every
-    assignment but the graded one.
+    assignment but the graded one. ``skip_stubs``: a donor region that is still a stub leaves
+    the base's body in place (a release carrying a student's earlier work keeps the
+    instructor's code where they wrote none), with a note.
     """
     base_regions, donor_regions = find_regions(base, path), find_regions(donor, path)
     base_lines, donor_lines = base.splitlines(keepends=True), donor.splitlines(keepends=True)
@@ -188,7 +197,10 @@ def splice(base: str, donor: str, assignments: set[str] | frozenset[str], path: 
         if region.assignment not in assignments:
             continue
         candidates = partners.get((region.assignment, region.where), [])
-        if candidates:
+        if candidates and skip_stubs and is_stub(candidates[0].body(donor_lines)):
+            candidates.pop(0)
+            notes.append(f"{path}: {region.where} ({region.assignment}) is still the stub")
+        elif candidates:
             replaced[region.begin] = (region, candidates.pop(0))
         else:
             notes.append(f"{path}: the {region.assignment} region in {region.where} has no partner")

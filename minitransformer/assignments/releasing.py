@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from . import markers, registry
@@ -35,7 +36,8 @@ RELEASED = ("minitransformer", "tests", "lessons", "pyproject.toml", "README.md"
 # instructor-only: hidden tests, the self-checks of this tooling, the instructors' guide
 NOT_RELEASED = (registry.HIDDEN_TESTS, "lessons/INSTRUCTORS.md")
 INSTRUCTOR_TESTS = "tests/test_assignments*.py"
-JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info")
+# never copied: caches, and what runs write (lessons/scratch/: a lesson's figures, git-ignored)
+JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info", "scratch")
 TOOLING = "minitransformer/assignments/"  # its docstrings quote markers; never transformed
 HANDOUT = "minitransformer/assignments/handout.py"  # which assignment a student copy is
 # kept from the fast layer: the thread settings behind mt.set_num_threads, and the package
@@ -224,10 +226,22 @@ def carry_forward(assignment_id: str, root: Path, out: Path, earlier_work: Path)
             notes.append(f"carry: {relative} has no BEGIN/END markers: the instructor's code is kept")
             continue
         # the copy's file, with the student's bodies in the regions of earlier assignments
-        carried, missing = markers.splice(target.read_text(encoding="utf-8"), text, set(earlier), relative)
+        carried, missing = markers.splice(target.read_text(encoding="utf-8"), text, set(earlier), relative,
+                                          skip_stubs=True)
         notes += [f"carry: {m}: the instructor's code is kept" for m in missing]
         target.write_text(carried, encoding="utf-8")
     return notes
+
+
+def _carry(assignment_id: str, root: Path, out: Path, earlier_work: Path) -> list[str]:
+    """``carry_forward`` from a folder or a .zip of one."""
+    from .submission import unpack_zip
+
+    if earlier_work.is_file() and earlier_work.suffix == ".zip":
+        with tempfile.TemporaryDirectory(prefix="carry-") as unpacked:
+            notes = unpack_zip(earlier_work, Path(unpacked))
+            return notes + carry_forward(assignment_id, root, out, Path(unpacked))
+    return carry_forward(assignment_id, root, out, earlier_work)
 
 
 def release(assignment_id: str, out: str | Path, root: Path | None = None, carry: str | Path | None = None,
@@ -240,11 +254,33 @@ def release(assignment_id: str, out: str | Path, root: Path | None = None, carry
     root = Path(root) if root else project_root()
     check_regions(assignment, root)
     out = Path(out)
+    if carry is not None and not (Path(carry).is_dir() or (Path(carry).is_file() and Path(carry).suffix == ".zip")):
+        raise ValueError(f"release --carry: {carry} is neither a folder nor a .zip file of an earlier submission")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"release: {out} exists and is not a folder; choose a new folder")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"release: {out} exists and is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written beside ``out`` and renamed at the end: a failed or interrupted release leaves no
+    # half copy (and never one that a leak check refused)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o777 & ~umask)  # a folder as mkdir makes it, not mkdtemp's private one
+    try:
+        stubbed = _write_copy(assignment, root, partial, carry, git)
+        if out.exists():
+            out.rmdir()
+        partial.rename(out)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return stubbed
+
+
+def _write_copy(assignment: registry.Assignment, root: Path, out: Path, carry, git: bool) -> list[markers.Region]:
     stubbed = write_view(assignment.id, root, out)
-    notes = carry_forward(assignment.id, root, out, Path(carry)) if carry else []
+    notes = _carry(assignment.id, root, out, Path(carry)) if carry else []
     (out / HANDOUT).write_text(f'"""Written by `assignments release`: this copy is the handout of {assignment.id}."""\n\n'
                                f'ASSIGNMENT = "{assignment.id}"\n', encoding="utf-8")
     (out / "STUDENT_README.md").write_text(student_readme(assignment, stubbed, root, notes), encoding="utf-8")

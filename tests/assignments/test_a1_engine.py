@@ -156,6 +156,13 @@ def test_leaf_gradients_are_never_shared(xp):
     assert a.grad is not b.grad
     a.grad += 1
     assert_close(b.grad, [1.0, 1.0])
+    c = tensor(xp, [1.0, 2.0], requires_grad=True)
+    d = tensor(xp, [3.0, 4.0], requires_grad=True)
+    seed = xp.asarray([1.0, 1.0], dtype=c.dtype)  # the caller's gradient array
+    Plus.apply(c, d).backward(seed)
+    c.grad += 1
+    d.grad += 1
+    assert_close(seed, [1.0, 1.0])  # still the caller's: no leaf holds it
 
 
 def test_explicit_gradient_for_a_non_scalar_root(xp):
@@ -178,6 +185,13 @@ def test_gradient_dtype_follows_the_input(xp):
     a = tensor(xp, [1.0, 2.0], requires_grad=True, dtype=np.float32)
     Square.apply(a).backward(xp.asarray([1.0, 1.0]))  # a float64 gradient for a float32 root
     assert a.grad.dtype == np.float32
+    b = tensor(xp, [1.0, 2.0], requires_grad=True, dtype=np.float32)
+    b.backward(xp.asarray([1.0, 1.0]))  # the root is the leaf: the seed itself becomes its gradient
+    assert b.grad.dtype == np.float32
+    x = tensor(xp, [1.0, 2.0], requires_grad=True, dtype=np.float32)
+    y = tensor(xp, [3.0, 4.0])  # float64: Times hands x a float64 gradient
+    Total.apply(Times.apply(x, y)).backward()
+    assert x.grad.dtype == np.float32
 
 
 def test_graph_is_freed_unless_retained(xp):

@@ -82,10 +82,26 @@ def test_gelu_backward(approximate):
     check_backward(ew.GELU, [draw((3, 4), 5, -4, 4)], {"approximate": approximate})
 
 
-def test_maximum_backward():
+def backward_of(op, arrays, grad, **params):
+    """``op``'s backward for ``arrays`` (float64) and the upstream gradient ``grad``."""
+    tensors = [mt.tensor(np.asarray(a, dtype=np.float64), requires_grad=True, dtype=np.float64) for a in arrays]
+    grads = op.apply(*tensors, **params)._ctx.backward(np.asarray(grad, dtype=np.float64))
+    return [np.asarray(g) for g in (grads if isinstance(grads, tuple) else (grads,))]
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_maximum_backward(ties):
     a = draw((3, 4), 6)
-    b = a + away_from_zero((3, 4), 7)  # no ties: each element's gradient goes to one side
-    check_backward(ew.Maximum, [a, b])
+    if not ties:
+        b = a + away_from_zero((3, 4), 7)  # each element's gradient goes to one side
+        check_backward(ew.Maximum, [a, b])
+        return
+    b = np.where(np.arange(12).reshape(3, 4) % 3 == 0, a, a + away_from_zero((3, 4), 7))  # every third equal
+    g = draw((3, 4), 8)
+    share_a = np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))  # a tie splits the gradient in half
+    grad_a, grad_b = backward_of(ew.Maximum, [a, b], g)
+    np.testing.assert_allclose(grad_a, g * share_a, err_msg="Maximum.backward: gradient of a (ties get half)")
+    np.testing.assert_allclose(grad_b, g * (1 - share_a), err_msg="Maximum.backward: gradient of b (ties get half)")
 
 
 def test_where_backward():
@@ -108,8 +124,16 @@ def test_max_backward(case):
     check_backward(reduce.Max, [x], REDUCTION_CASES[case], seed=case)
 
 
+def test_max_backward_splits_ties_evenly():
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, -1.0]])  # two and three entries tie for the max
+    g = np.array([6.0, 9.0])
+    (grad,) = backward_of(reduce.Max, [x], g, axis=1)
+    np.testing.assert_allclose(grad, [[0, 3, 3, 0], [3, 3, 3, 0]],
+                               err_msg="Max.backward: the k entries that tie for the max get 1/k of the gradient each")
+
+
 @pytest.mark.parametrize("shapes", [((3, 4), (4, 2)), ((4,), (4, 3)), ((2, 3), (3,)), ((5,), (5,)),
-                                    ((2, 3, 4), (2, 4, 2))], ids=str)
+                                    ((2, 3, 4), (2, 4, 2)), ((2, 3, 4), (4, 2))], ids=str)
 def test_matmul_backward(shapes):
     check_backward(matmul.MatMul, [draw(s, i) for i, s in enumerate(shapes)])
 
