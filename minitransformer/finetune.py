@@ -277,14 +277,16 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
     backend.manual_seed(config.seed)
     if config.from_scratch:
         model, tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes)
-        description = f"{describe_gpt(model.gpt.config)} from random weights"
+        description, short_name = f"{describe_gpt(model.gpt.config)} from random weights", "GPT from random weights"
     else:
         model, tokenizer = _pretrained_classifier(config, dataset.num_classes)
         if isinstance(model, GPTClassifier):
             config = dataclasses.replace(config, max_tokens=min(config.max_tokens, model.gpt.config.block_size))
             description = f"pretrained {describe_gpt(model.gpt.config)} of {config.from_run}"
+            short_name = f"GPT of {Path(config.from_run).name}"
         else:
-            description = f"pretrained encoder {config.pretrained}"
+            description = describe_encoder(config.pretrained)
+            short_name = description.removeprefix("pretrained ").split(" (")[0]
 
     with RunDirectory.create("finetune", config.out_dir, config.name, default_prefix="finetune-") as folder:
         run_dir = folder.path
@@ -326,7 +328,7 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
         atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False))
         report = results["model"]["report"]
         plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
-                              title=f"{description}: accuracy {report['accuracy']:.3f}")
+                              title=f"{short_name}: accuracy {report['accuracy']:.3f}")
     _print_results(results, dataset.num_classes, run_dir, results_out)
     return run_dir
 

@@ -29,7 +29,7 @@ TEXT = ("Return the number of items in a container. Raise ValueError when the va
 TINY = ["--batch-size", "2", "--block-size", "8", "--n-layer", "1", "--n-head", "1", "--n-embd", "8",
         "--eval-interval", "2", "--eval-iters", "1", "--log-interval", "1", "--sample-tokens", "5",
         "--warmup-iters", "0"]
-FINETUNE_TINY = ["--epochs", "1", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--max-tokens", "8",
+FINETUNE_TINY = ["--from-scratch", "--epochs", "1", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--max-tokens", "8",
                  "--batch-size", "4"]
 
 
