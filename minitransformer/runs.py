@@ -27,6 +27,7 @@ A new command declares its config as a dataclass of ``option`` fields, calls
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -305,6 +306,16 @@ class RunDirectory:
         self.close()
         if error_type is not None and self.created and not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def closed_on_error(self):
+        """A block whose error leaves the directory as ``with self`` would (unlocked, and
+        removed if this call made it), for the set-up done before the ``with``."""
+        try:
+            yield self
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
 
     def write_info(self, info: dict) -> None:
         atomic_write_text(self.path / CONFIG_FILE, json.dumps({"format": RUN_FORMAT, **info}, indent=2,

@@ -197,20 +197,120 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
     """
     out = out or sys.stderr
     results = results or sys.stdout
+    folder, config, prepared = _open_run_directory(config, resume, overrides or {})
+    with folder, StopFlag() as stop:  # Ctrl-C: finish the step, checkpoint, return
+        run_dir, model, optimizer, tokenizer = folder.path, prepared.model, prepared.optimizer, prepared.tokenizer
+        start_iter, last_eval = 0, None
+        if folder.has_checkpoint():
+            check_run_files(run_dir, checkpoint.read_config(run_dir / "checkpoint", verify=False)["extra"])
+            extra = checkpoint.load(run_dir / "checkpoint", model, optimizer)
+            start_iter, last_eval = extra["iter_num"], extra.get("last_eval")
+            backend.set_rng_state(extra["rng_state"])
+            info = read_run_info(run_dir)
+            note = schedule_change(info["config"], config, start_iter)
+            if note:
+                print(f"note: {note}", file=out)
+            folder.write_info({**info, "config": _stored_config(config, run_dir)})  # with the overrides
+        log = folder.open_log(keep_through=start_iter)  # a resume logs the steps after its checkpoint again
+
+        train_ids, val_ids = prepared.splits["train"], prepared.splits["val"]
+        print(f"run directory: {run_dir}", file=out)
+        print(f"data: {prepared.characters:,} characters -> {prepared.tokens:,} tokens ({tokenizer.vocab_size} in the "
+              f"vocabulary); {len(train_ids):,} train / {len(val_ids):,} validation", file=out)
+        print(f"model: {model.num_parameters():,} parameters; unigram baseline loss {prepared.baseline:.4f}", file=out)
+
+        guard = DivergenceGuard("train", tokenizer.vocab_size, skip=config.skip_nonfinite,
+                                hint=f"lower --learning-rate (now {config.learning_rate:g})"
+                                     + (" or clip gradients with --grad-clip 1" if config.grad_clip == 0 else ""))
+        decay_iters = decay_end(config)
+        tokens_per_step = config.batch_size * config.block_size
+        progress = Progress(config.max_iters, out, start=start_iter)
+        iter_num = start_iter
+
+        while iter_num < config.max_iters:
+            if iter_num % config.eval_interval == 0:
+                if last_eval is None or last_eval["iter"] != iter_num:  # not the one resumed from
+                    last_eval = _evaluate(model, prepared, config, iter_num, guard, log, progress)
+                if iter_num > start_iter:
+                    _save(folder, model, optimizer, iter_num, last_eval, guard)
+            lr = cosine_lr(iter_num, config.learning_rate, config.warmup_iters, decay_iters, config.min_lr)
+            set_lr(optimizer, lr)
+            started = time.perf_counter()
+            # BEGIN SOLUTION a6
+            x, y = data.get_batch(train_ids, config.batch_size, config.block_size)
+            _, loss = model(_to_device(x, config), _to_device(y, config))
+            optimizer.zero_grad()
+            loss.backward()
+            grad_norm = clip_grad_norm(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
+            # END SOLUTION a6
+            loss_value = loss.item()
+            if grad_norm is None:  # not clipped: measured anyway, for the divergence check
+                grad_norm = global_grad_norm(model.parameters())
+            if guard.allows(iter_num + 1, loss_value, grad_norm):  # else: skipped (--skip-nonfinite)
+                optimizer.step()
+            iter_num += 1
+            progress.update(iter_num, loss_value, tokens_per_step / (time.perf_counter() - started))
+            if iter_num % config.log_interval == 0 or iter_num == config.max_iters:
+                record = {"kind": "step", "iter": iter_num, "loss": _finite_or_none(loss_value), "lr": lr,
+                          "grad_norm": _finite_or_none(grad_norm), "skipped_steps": guard.skipped,
+                          "time": time.time()}
+                log.write(record)
+            if stop.requested or (stop_after is not None and iter_num - start_iter >= stop_after):
+                _save(folder, model, optimizer, iter_num, last_eval, guard)
+                progress.close()
+                print(f"stopped at iteration {iter_num}: checkpoint written; continue with "
+                      f"`python -m minitransformer train --resume {run_dir}`", file=out)
+                return run_dir
+        if last_eval is None or last_eval["iter"] != iter_num:
+            last_eval = _evaluate(model, prepared, config, iter_num, guard, log, progress)
+        progress.close()
+        _save(folder, model, optimizer, iter_num, last_eval, guard)
+        plot_losses(run_dir / "log.jsonl", run_dir / "loss.png")
+        samples = _write_samples(model, tokenizer, config, run_dir)
+        skipped = f"; {guard.skipped} non-finite steps skipped" if guard.skipped else ""
+        print(f"run directory: {run_dir}", file=results)
+        print(f"done: validation loss {last_eval['val']:.4f} vs unigram baseline {prepared.baseline:.4f} "
+              f"(train {last_eval['train']:.4f}){skipped}", file=results)
+        print(f"sample:\n{samples[0]}", file=results, flush=True)
+        return run_dir
+
+
+def _evaluate(model: GPT, prepared: _Prepared, config: TrainConfig, iter_num: int, guard: DivergenceGuard, log,
+              progress: Progress) -> dict:
+    """Estimate both splits' losses, check them, log them; the log record."""
+    losses = estimate_loss(model, prepared.splits, config, seed=config.seed + iter_num)
+    guard.check_evaluation(iter_num, losses)
+    record = {"kind": "eval", "iter": iter_num, **losses, "unigram": prepared.baseline, "time": time.time()}
+    log.write(record)
+    progress.note(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+    return record
+
+
+def _save(folder: RunDirectory, model: GPT, optimizer, iter_num: int, last_eval: dict | None,
+          guard: DivergenceGuard) -> None:
+    folder.save_checkpoint(model, optimizer, {"iter_num": iter_num, "rng_state": backend.get_rng_state(),
+                                              "last_eval": last_eval, "skipped_steps": guard.skipped})
+
+
+def _open_run_directory(config: TrainConfig | None, resume, overrides: dict) -> tuple[RunDirectory, TrainConfig,
+                                                                                     _Prepared]:
+    """(the locked run directory, the config, the prepared run). A resume locks the directory
+    first; a new run is made only once its config, data, tokenizer and model are checked."""
     if resume is not None:
-        with RunDirectory.reopen("train --resume", resume) as folder:
-            config = _resumed_config(folder.path, overrides or {})
-            prepared = _prepare(config, folder.path)
-            return _run(folder, config, prepared, stop_after, out, results)
+        folder = RunDirectory.reopen("train --resume", resume)
+        with folder.closed_on_error():
+            config = _resumed_config(folder.path, overrides)
+            return folder, config, _prepare(config, folder.path)
     config = config or TrainConfig()
     RunDirectory.check_new("train", config.out_dir, config.name)  # fail before reading any data
     prepared = _prepare(config, None)
-    with RunDirectory.create("train", config.out_dir, config.name) as folder:
+    folder = RunDirectory.create("train", config.out_dir, config.name)
+    with folder.closed_on_error():
         prepared.tokenizer.save(folder.path / "tokenizer.json")
         folder.write_info({"kind": "lm", "config": _stored_config(config, folder.path),
                            "model": prepared.model.config.to_dict(), "data_sha256": prepared.data_sha256,
                            "tokens": prepared.tokens})
-        return _run(folder, config, prepared, stop_after, out, results)
+    return folder, config, prepared
 
 
 @dataclass
@@ -251,97 +351,6 @@ def _prepare(config: TrainConfig, run_dir: Path | None) -> _Prepared:
     optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
     return _Prepared(tokenizer, model, optimizer, {"train": train_ids, "val": val_ids},
                      unigram_loss(train_ids, val_ids, tokenizer.vocab_size), len(text), len(ids), data_sha256)
-
-
-def _run(folder: RunDirectory, config: TrainConfig, prepared: _Prepared, stop_after: int | None, out,
-         results) -> Path:
-    run_dir, model, optimizer, tokenizer = folder.path, prepared.model, prepared.optimizer, prepared.tokenizer
-    start_iter, last_eval = 0, None
-    if folder.has_checkpoint():
-        check_run_files(run_dir, checkpoint.read_config(run_dir / "checkpoint", verify=False)["extra"])
-        extra = checkpoint.load(run_dir / "checkpoint", model, optimizer)
-        start_iter, last_eval = extra["iter_num"], extra.get("last_eval")
-        backend.set_rng_state(extra["rng_state"])
-        info = read_run_info(run_dir)
-        note = schedule_change(info["config"], config, start_iter)
-        if note:
-            print(f"note: {note}", file=out)
-        folder.write_info({**info, "config": _stored_config(config, run_dir)})  # with the overrides
-    log = folder.open_log(keep_through=start_iter)  # a resume logs the steps after its checkpoint again
-
-    train_ids, val_ids = prepared.splits["train"], prepared.splits["val"]
-    print(f"run directory: {run_dir}", file=out)
-    print(f"data: {prepared.characters:,} characters -> {prepared.tokens:,} tokens ({tokenizer.vocab_size} in the "
-          f"vocabulary); {len(train_ids):,} train / {len(val_ids):,} validation", file=out)
-    print(f"model: {model.num_parameters():,} parameters; unigram baseline loss {prepared.baseline:.4f}", file=out)
-
-    guard = DivergenceGuard("train", tokenizer.vocab_size, skip=config.skip_nonfinite,
-                            hint=f"lower --learning-rate (now {config.learning_rate:g})"
-                                 + (" or clip gradients with --grad-clip 1" if config.grad_clip == 0 else ""))
-    decay_iters = decay_end(config)
-    tokens_per_step = config.batch_size * config.block_size
-    progress = Progress(config.max_iters, out, start=start_iter)
-    iter_num = start_iter
-
-    def evaluate() -> dict:
-        if last_eval is not None and last_eval["iter"] == iter_num:
-            return last_eval  # evaluated before the checkpoint this run resumed from
-        losses = estimate_loss(model, prepared.splits, config, seed=config.seed + iter_num)
-        guard.check_evaluation(iter_num, losses)
-        record = {"kind": "eval", "iter": iter_num, **losses, "unigram": prepared.baseline, "time": time.time()}
-        log.write(record)
-        progress.note(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        return record
-
-    def save() -> None:
-        folder.save_checkpoint(model, optimizer, {"iter_num": iter_num, "rng_state": backend.get_rng_state(),
-                                                  "last_eval": last_eval, "skipped_steps": guard.skipped})
-
-    with StopFlag() as stop:
-        while iter_num < config.max_iters:
-            if iter_num % config.eval_interval == 0:
-                last_eval = evaluate()
-                if iter_num > start_iter:
-                    save()
-            lr = cosine_lr(iter_num, config.learning_rate, config.warmup_iters, decay_iters, config.min_lr)
-            set_lr(optimizer, lr)
-            started = time.perf_counter()
-            # BEGIN SOLUTION a6
-            x, y = data.get_batch(train_ids, config.batch_size, config.block_size)
-            _, loss = model(_to_device(x, config), _to_device(y, config))
-            optimizer.zero_grad()
-            loss.backward()
-            grad_norm = clip_grad_norm(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
-            # END SOLUTION a6
-            loss_value = loss.item()
-            grad_norm = global_grad_norm(model.parameters()) if grad_norm is None else grad_norm  # checked even unclipped
-            if guard.allows(iter_num + 1, loss_value, grad_norm):
-                # BEGIN SOLUTION a6
-                optimizer.step()
-                # END SOLUTION a6
-            iter_num += 1
-            progress.update(iter_num, loss_value, tokens_per_step / (time.perf_counter() - started))
-            if iter_num % config.log_interval == 0 or iter_num == config.max_iters:
-                record = {"kind": "step", "iter": iter_num, "loss": _finite_or_none(loss_value), "lr": lr,
-                          "grad_norm": _finite_or_none(grad_norm), "skipped_steps": guard.skipped, "time": time.time()}
-                log.write(record)
-            if stop.requested or (stop_after is not None and iter_num - start_iter >= stop_after):
-                save()
-                progress.close()
-                print(f"stopped at iteration {iter_num}: checkpoint written; continue with "
-                      f"`python -m minitransformer train --resume {run_dir}`", file=out)
-                return run_dir
-        last_eval = evaluate()
-    progress.close()
-    save()
-    plot_losses(run_dir / "log.jsonl", run_dir / "loss.png")
-    samples = _write_samples(model, tokenizer, config, run_dir)
-    skipped = f"; {guard.skipped} non-finite steps skipped" if guard.skipped else ""
-    print(f"run directory: {run_dir}", file=results)
-    print(f"done: validation loss {last_eval['val']:.4f} vs unigram baseline {prepared.baseline:.4f} "
-          f"(train {last_eval['train']:.4f}){skipped}", file=results)
-    print(f"sample:\n{samples[0]}", file=results, flush=True)
-    return run_dir
 
 
 def _finite_or_none(value: float | None) -> float | None:
