@@ -19,23 +19,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-import types
 import typing
-from pathlib import Path
 
 from .assignments import command as assignments_command
+from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
 from .generate import generate_text
+from .runs import check_fields, field_type
 from .train import RESUMABLE_OVERRIDES, TrainConfig, train
-
-
-def _field_type(hint):
-    """The Python type of a config field's annotation, unwrapping ``X | None``."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    return hint
 
 
 def with_default(help_text: str, default) -> str:
@@ -92,7 +84,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class) -> None:
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
-        kind = _field_type(hints[field.name])
+        kind, _ = field_type(hints[field.name])
         help_text = with_default(field.metadata.get("help", ""), field.default)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
@@ -107,18 +99,17 @@ def _given(args: argparse.Namespace, config_class) -> dict:
     return {name: value for name, value in vars(args).items() if name in names}
 
 
-def _read_config_file(path: str | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        values = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"--config: {path} does not exist") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--config: {path} is not valid JSON: {error}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"--config: {path} must hold a JSON object of option names to values")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+def _config_from_file_and_flags(command: str, config_class, path: str | None, given: dict):
+    """The config of ``--config FILE`` (a JSON object of option names, with - or _) overridden
+    by the flags given; the file's values are type-checked with the file named in the error."""
+    values = {}
+    if path is not None:
+        loaded = read_json(path, f"{command} --config", max_bytes=1 << 20)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{command} --config: {path} must hold a JSON object of option names to values")
+        values = check_fields(config_class, {key.replace("-", "_"): value for key, value in loaded.items()},
+                              f"{command} --config {path}")
+    return config_class(**{**values, **given})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,24 +190,24 @@ def run_command(args: argparse.Namespace) -> None:
     if args.command == "train":
         given = _given(args, TrainConfig)
         if args.resume:
+            if args.config:
+                raise ValueError("train: --resume continues a run with its own config; give flags "
+                                 f"({', '.join(RESUMABLE_OVERRIDES)}) instead of --config")
             train(resume=args.resume, overrides=given, out=sys.stderr, results=sys.stdout)
         else:
-            train(TrainConfig.from_dict({**_read_config_file(args.config), **given}), out=sys.stderr,
+            train(_config_from_file_and_flags("train", TrainConfig, args.config, given), out=sys.stderr,
                   results=sys.stdout)
     elif args.command == "generate":
         text = generate_text(args.run, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
                              args.seed, args.device, out=sys.stderr)
         print(text)
     elif args.command == "finetune":
-        values = {**_read_config_file(args.config), **_given(args, FinetuneConfig)}
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(FinetuneConfig)})
-        if unknown:
-            raise ValueError(f"finetune: unknown config keys {unknown}")
-        finetune(FinetuneConfig(**values), out=sys.stderr, results=sys.stdout)
+        config = _config_from_file_and_flags("finetune", FinetuneConfig, args.config, _given(args, FinetuneConfig))
+        finetune(config, out=sys.stderr, results=sys.stdout)
     elif args.command == "embed":
         embed(args.texts, args.pretrained, args.device)
     elif args.command == "predict":
-        for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device)):
+        for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device, out=sys.stderr)):
             print(f"{label}\t{probability:.3f}\t{text}")
     elif args.command == "assignments":
         assignments_command.run(args)
@@ -226,7 +217,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(nanogpt_spellings(sys.argv[1:] if argv is None else list(argv)))
     try:
         run_command(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-        print(f"minitransformer {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, RuntimeError) as error:
+        print(f"minitransformer {args.command}: error: {_one_line(error, args.command)}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print(f"minitransformer {args.command}: error: out of memory; use a smaller model, batch or data",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C in train, or one in generate, predict, finetune
+        print(f"minitransformer {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def _one_line(error: BaseException, command: str) -> str:
+    """The error's message on one line, without a repeated "train: " prefix."""
+    text = str(error) if not isinstance(error, OSError) or not error.filename else (
+        f"{error.filename}: {error.strerror}")
+    text = " ".join(text.split()) or type(error).__name__
+    return text.removeprefix(f"{command}: ")

@@ -38,10 +38,9 @@ from .metrics import classification_report, plot_confusion_matrix
 from .data.wordpiece import WordPieceTokenizer
 from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig
 from .optim import Adam
-from .train import check_positive_integers, load_run, option, read_run_config, run_relative
-
-CLASSIFIER_FORMAT = 1
-
+from .runs import (DivergenceGuard, RunDirectory, check_config, check_run_files, from_dict, global_grad_norm, option,
+                   read_run_info)
+from .train import load_run, run_relative
 
 @dataclass
 class FinetuneConfig:
@@ -51,31 +50,36 @@ class FinetuneConfig:
     from_scratch: bool = option("train a small GPT from random weights (no starting point, no baseline)", False)
     freeze_embeddings: bool = option("keep a pretrained encoder's word embeddings fixed (much faster)", True)
     pooling: str = option("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
-    epochs: int = option("passes over the training examples", 4)
-    batch_size: int = option("examples per step", 16)
-    learning_rate: float | None = option("Adam learning rate (default: 2e-5 for a pretrained encoder, else 1e-3)")
-    l2: float = option("weight of the L2 penalty on the pooled features (F8)", 0.0)
-    dropout: float = option("dropout before the classification head", 0.1)
-    test_fraction: float = option("share of each class held out for evaluation", 0.2)
-    max_tokens: int = option("tokens per text (longer texts are cut); a pretrained run's block_size caps it", 64)
-    n_layer: int = option("blocks of a from-scratch trunk (a pretrained run fixes the architecture)", 4)
-    n_head: int = option("heads of a from-scratch trunk", 4)
-    n_embd: int = option("width of a from-scratch trunk", 128)
+    epochs: int = option("passes over the training examples", 4, bounds="[1, inf)")
+    batch_size: int = option("examples per step", 16, bounds="[1, inf)")
+    learning_rate: float | None = option("Adam learning rate (default: 2e-5 for a pretrained encoder, else 1e-3)",
+                                         bounds="(0, inf)")
+    l2: float = option("weight of the L2 penalty on the pooled features (F8)", 0.0, bounds="[0, inf)")
+    dropout: float = option("dropout before the classification head", 0.1, bounds="[0, 1)")
+    test_fraction: float = option("share of each class held out for evaluation", 0.2, bounds="(0, 1)")
+    max_tokens: int = option("tokens per text (longer texts are cut); a pretrained run's block_size caps it", 64,
+                             bounds="[1, inf)")
+    n_layer: int = option("blocks of a from-scratch trunk (a pretrained run fixes the architecture)", 4,
+                          bounds="[1, inf)")
+    n_head: int = option("heads of a from-scratch trunk", 4, bounds="[1, inf)")
+    n_embd: int = option("width of a from-scratch trunk", 128, bounds="[1, inf)")
     baseline: bool = option("from a pretrained model, also train a GPT from random weights on the same data "
                             "and epochs, and compare", True)
-    seed: int = option("random seed", 1337)
+    skip_nonfinite: bool = option("skip (and count) a step whose loss or gradient is NaN or infinite, "
+                                  "instead of stopping the run", False)
+    seed: int = option("random seed", 1337, bounds="[0, inf)")
     out_dir: str = option("folder that holds run directories", "runs")
     name: str | None = option("run directory name (default: a timestamp)")
-    device: str = option("'cpu' or 'cuda'", "cpu", choices=("cpu", "cuda"))
+    device: str = option("'cpu' or 'cuda'", "cpu", choices=backend.DEVICES)
 
     def __post_init__(self):
-        check_positive_integers("finetune", self, ("epochs", "batch_size", "max_tokens", "n_layer", "n_head", "n_embd"))
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"finetune: --test-fraction must be in (0, 1), got {self.test_fraction}")
+        check_config("finetune", self)
         given = [flag for flag, value in (("--from-run", self.from_run), ("--pretrained", self.pretrained),
                                           ("--from-scratch", self.from_scratch)) if value]
         if len(given) > 1:
             raise ValueError(f"finetune: give one starting point, not {' and '.join(given)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"finetune: --n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
 
 
 def encode_texts(tokenizer, texts, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,13 +118,18 @@ def predict_proba(model, ids: np.ndarray, mask: np.ndarray, device: str, batch_s
     return np.concatenate(chunks)
 
 
-def fit(model, train_set, test_set, config: FinetuneConfig, out, label: str, learning_rate: float) -> dict:
-    """Train with Adam for config.epochs; print and return per-epoch losses and accuracies and
-    the final test report. ``model(ids, mask, labels)`` must return (logits, loss)."""
-    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
+def fit(model, train_set, test_set, config: FinetuneConfig, out, label: str, learning_rate: float,
+        num_classes: int, log=None) -> dict:
+    """Train with Adam for config.epochs; print (and write to ``log``, a RunLog) and return the
+    per-epoch losses and accuracies and the final test report. ``model(ids, mask, labels)``
+    must return (logits, loss). A non-finite or exploding loss stops with a ValueError."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = Adam(params, lr=learning_rate)
     (train_ids, train_mask, train_labels), (test_ids, test_mask, test_labels) = train_set, test_set
     rng = np.random.default_rng(config.seed)
-    history = []
+    guard = DivergenceGuard(f"finetune [{label}]", num_classes, skip=config.skip_nonfinite,
+                            hint=f"lower --learning-rate (now {learning_rate:g})")
+    history, step = [], 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = rng.permutation(len(train_ids))
@@ -132,15 +141,21 @@ def fit(model, train_set, test_set, config: FinetuneConfig, out, label: str, lea
             logits, loss = model(ids, mask, backend.to_device(train_labels[batch], config.device))
             optimizer.zero_grad()
             loss.backward()
+            step += 1
+            if not guard.allows(step, loss.item(), global_grad_norm(params)):
+                continue
             optimizer.step()
             total_loss += loss.item() * len(batch)
             correct += int((backend.to_numpy(logits.data).argmax(axis=1) == train_labels[batch]).sum())
         probs = predict_proba(model, test_ids, test_mask, config.device)
         test_loss = float(-np.log(probs[np.arange(len(test_labels)), test_labels] + 1e-12).mean())
         test_accuracy = float((probs.argmax(axis=1) == test_labels).mean())
+        guard.check_evaluation(step, {"test": test_loss})
         record = {"epoch": epoch, "train_loss": total_loss / len(order), "train_accuracy": correct / len(order),
                   "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": time.perf_counter() - started}
         history.append(record)
+        if log is not None:
+            log.write({"kind": "epoch", "model": label, **record, "skipped_steps": guard.skipped, "time": time.time()})
         print(f"[{label}] epoch {epoch}: train loss {record['train_loss']:.4f}, acc {record['train_accuracy']:.3f} | "
               f"test loss {test_loss:.4f}, acc {test_accuracy:.3f} ({record['seconds']:.1f} s)", file=out, flush=True)
     probs = predict_proba(model, test_ids, test_mask, config.device)
@@ -181,9 +196,9 @@ def newest_language_model_run(out_dir: str | Path) -> Path | None:
     """The ``train`` run in ``out_dir`` with the newest checkpoint, or None."""
     found = []
     for run_dir in Path(out_dir).glob("*/"):
-        checkpoint_file = run_dir / "checkpoint" / checkpoint.CONFIG_FILE
+        checkpoint_file = run_dir / "checkpoint" / checkpoint.ARRAYS_FILE
         try:
-            is_language_model = "kind" not in read_run_config(run_dir)  # classifiers say "classifier"
+            is_language_model = read_run_info(run_dir).get("kind", "lm") == "lm"
         except ValueError:  # not a run folder, or another version's
             continue
         if is_language_model and checkpoint_file.is_file():
@@ -242,11 +257,14 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
     """Fine-tune (and compare with a baseline from random weights); return the run directory.
 
     out: where progress goes (default: stderr); results: where the final table goes (default:
-    stdout).
+    stdout). The config, the data and the starting point are checked before the run directory
+    is made; a run that fails (a diverging loss, Ctrl-C) leaves no directory behind.
     """
     out = out or sys.stderr
     results_out = results or sys.stdout
-    config, reason = starting_point(config or FinetuneConfig())
+    config = config or FinetuneConfig()
+    RunDirectory.check_new("finetune", config.out_dir, config.name)  # a taken name fails before training
+    config, reason = starting_point(config)
     if config.device == "cuda":
         backend.require_cupy("finetune --device cuda")
     dataset = data.load_csv(config.csv) if config.csv else data.stdlib_classification()
@@ -269,29 +287,48 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
         else:
             description = describe_encoder(config.pretrained)
             short_name = description.removeprefix("pretrained ").split(" (")[0]
-    print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
-          f"{len(train_part)} train / {len(test_part)} test examples; up to {config.max_tokens} tokens per text",
-          file=out)
 
-    def run(model, tokenizer, description, learning_rate):
-        train_ids, train_mask = encode_texts(tokenizer, train_part.texts, config.max_tokens)
-        test_ids, test_mask = encode_texts(tokenizer, test_part.texts, config.max_tokens)
-        result = fit(model.to(config.device), (train_ids, train_mask, train_part.labels),
-                     (test_ids, test_mask, test_part.labels), config, out, description, learning_rate)
-        return {"description": description, **result}
+    with RunDirectory.create("finetune", config.out_dir, config.name, default_prefix="finetune-") as folder:
+        run_dir = folder.path
+        stored = dataclasses.asdict(config)  # its paths as seen from the run folder, which may move
+        for name in ("csv", "from_run"):
+            stored[name] = run_relative(stored[name], run_dir)
+        if config.pretrained and Path(config.pretrained).is_dir():
+            stored["pretrained"] = run_relative(config.pretrained, run_dir)
+        info = {"kind": "classifier", "config": stored, "label_names": list(dataset.label_names)}
+        if isinstance(model, GPTClassifier):
+            info.update(backbone="gpt", model=model.gpt.config.to_dict())
+            tokenizer.save(run_dir / "tokenizer.json")
+        else:
+            info.update(backbone="bert", model=model.config.to_dict(), pooling=model.pooling)
+            tokens = sorted(tokenizer.vocab, key=tokenizer.vocab.get)  # line i holds the token of id i
+            atomic_write_text(run_dir / "vocab.txt", "\n".join(tokens) + "\n")
+        folder.write_info(info)
+        log = folder.open_log()
+        print(f"task: {dataset.num_classes} classes ({', '.join(dataset.label_names)}); "
+              f"{len(train_part)} train / {len(test_part)} test examples; up to {config.max_tokens} tokens per text",
+              file=out)
 
-    results = {"model": run(model, tokenizer, description, config.learning_rate)}
-    if not config.from_scratch and config.baseline:
-        backend.manual_seed(config.seed)
-        same_shape = model.gpt.config if isinstance(model, GPTClassifier) else None
-        scratch, scratch_tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes, same_shape)
-        baseline = f"{describe_gpt(scratch.gpt.config)} from random weights"
-        results["baseline"] = run(scratch, scratch_tokenizer, baseline, 1e-3)
+        def run(model, tokenizer, description, learning_rate):
+            train_ids, train_mask = encode_texts(tokenizer, train_part.texts, config.max_tokens)
+            test_ids, test_mask = encode_texts(tokenizer, test_part.texts, config.max_tokens)
+            result = fit(model.to(config.device), (train_ids, train_mask, train_part.labels),
+                         (test_ids, test_mask, test_part.labels), config, out, description, learning_rate,
+                         dataset.num_classes, log)
+            return {"description": description, **result}
 
-    run_dir = _save_classifier(config, model, tokenizer, dataset.label_names, results)
-    report = results["model"]["report"]
-    plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
-                          title=f"{short_name}: accuracy {report['accuracy']:.3f}")
+        results = {"model": run(model, tokenizer, description, config.learning_rate)}
+        if not config.from_scratch and config.baseline:
+            backend.manual_seed(config.seed)
+            same_shape = model.gpt.config if isinstance(model, GPTClassifier) else None
+            scratch, scratch_tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes, same_shape)
+            baseline = f"{describe_gpt(scratch.gpt.config)} from random weights"
+            results["baseline"] = run(scratch, scratch_tokenizer, baseline, 1e-3)
+        folder.save_checkpoint(model, extra={"label_names": list(dataset.label_names)})  # the commit
+        atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False))
+        report = results["model"]["report"]
+        plot_confusion_matrix(report["confusion_matrix"], dataset.label_names, run_dir / "confusion.png",
+                              title=f"{short_name}: accuracy {report['accuracy']:.3f}")
     _print_results(results, dataset.num_classes, run_dir, results_out)
     return run_dir
 
@@ -313,54 +350,52 @@ def _print_results(results: dict, num_classes: int, run_dir: Path, out) -> None:
               f"and epochs ({gain:+.3f} accuracy)", file=out, flush=True)
 
 
-def _save_classifier(config: FinetuneConfig, model, tokenizer, label_names, results) -> Path:
-    run_dir = Path(config.out_dir) / (config.name or time.strftime("finetune-%Y%m%d-%H%M%S"))
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ValueError(f"finetune: run directory {run_dir} already exists; choose another --name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    stored = dataclasses.asdict(config)  # its paths as seen from the run folder, which may move
-    for name in ("csv", "from_run"):
-        stored[name] = run_relative(stored[name], run_dir)
-    if config.pretrained and Path(config.pretrained).is_dir():
-        stored["pretrained"] = run_relative(config.pretrained, run_dir)
-    info = {"format": CLASSIFIER_FORMAT, "kind": "classifier", "config": stored,
-            "label_names": list(label_names)}
-    if isinstance(model, GPTClassifier):
-        info.update(backbone="gpt", model=model.gpt.config.to_dict())
-        tokenizer.save(run_dir / "tokenizer.json")
-    else:
-        info.update(backbone="bert", model=model.config.to_dict(), pooling=model.pooling)
-        tokens = sorted(tokenizer.vocab, key=tokenizer.vocab.get)  # line i holds the token of id i
-        atomic_write_text(run_dir / "vocab.txt", "\n".join(tokens) + "\n")
-    checkpoint.save(run_dir / "checkpoint", model)
-    atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2))
-    atomic_write_text(run_dir / "config.json", json.dumps(info, indent=2))
-    return run_dir
-
-
 def load_classifier(run_dir: str | Path, device: str = "cpu"):
-    """(model, tokenizer, info) of a fine-tuned run."""
+    """(model, tokenizer, info) of a fine-tuned run, every file checked against the others."""
     run_dir = Path(run_dir)
-    info = read_run_config(run_dir)
-    if info.get("kind") != "classifier":
-        raise ValueError(f"{run_dir} is not a fine-tuned classifier run (made by `finetune`)")
-    num_classes = len(info["label_names"])
-    if info["backbone"] == "gpt":
+    info = read_run_info(run_dir, kind="classifier")
+    where = f"{run_dir / 'config.json'}"
+    config = from_dict(FinetuneConfig, info.get("config"), where=f"{where}: config", complete=True)
+    label_names = info.get("label_names")
+    if (not isinstance(label_names, list) or len(label_names) < 2 or len(set(label_names)) != len(label_names)
+            or not all(isinstance(name, str) and name for name in label_names)):
+        raise ValueError(f"{where}: 'label_names' must be a list of at least 2 distinct non-empty strings, "
+                         f"got {label_names!r:.200}")
+    extra = checkpoint.read_config(run_dir / "checkpoint", verify=False)["extra"]
+    check_run_files(run_dir, extra)
+    if extra.get("label_names", label_names) != label_names:
+        raise ValueError(f"{where}: 'label_names' {label_names} differ from the checkpoint's "
+                         f"{extra['label_names']}; the file was edited")
+    backbone = info.get("backbone")
+    if backbone == "gpt":
         tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
-        model = GPTClassifier(GPT(GPTConfig(**info["model"])), num_classes, info["config"]["pooling"],
-                              info["config"]["dropout"], info["config"]["l2"])
+        gpt_config = from_dict(GPTConfig, info.get("model"), f"{where}: model", complete=True)
+        model = GPTClassifier(GPT(gpt_config), len(label_names), config.pooling, config.dropout, config.l2)
+    elif backbone == "bert":
+        if info.get("pooling") not in ("cls", "mean"):
+            raise ValueError(f"{where}: 'pooling' must be 'cls' or 'mean', got {info.get('pooling')!r}")
+        tokenizer = WordPieceTokenizer.from_file(run_dir / "vocab.txt", max_length=config.max_tokens)
+        bert_config = from_dict(BertConfig, info.get("model"), f"{where}: model", complete=True)
+        model = BertForSequenceClassification(bert_config, len(label_names), info["pooling"])
     else:
-        tokenizer = WordPieceTokenizer.from_file(run_dir / "vocab.txt", max_length=info["config"]["max_tokens"])
-        model = BertForSequenceClassification(BertConfig.from_dict(info["model"]), num_classes, info["pooling"])
+        raise ValueError(f"{where}: 'backbone' must be 'gpt' or 'bert', got {backbone!r}")
     checkpoint.load(run_dir / "checkpoint", model)
-    return model.to(device).eval(), tokenizer, info
+    return model.to(device).eval(), tokenizer, {**info, "config": dataclasses.asdict(config)}
 
 
-def predict(run_dir: str | Path, texts: list[str], device: str = "cpu") -> list[tuple[str, float]]:
-    """(label, probability) for each text, from a fine-tuned run."""
+def predict(run_dir: str | Path, texts: list[str], device: str = "cpu", out=None) -> list[tuple[str, float]]:
+    """(label, probability) for each text, from a fine-tuned run. A text with nothing the
+    tokenizer knows (empty, or only unseen characters) gets a warning on ``out``: its answer
+    is the classifier's bias, not a reading of the text."""
+    out = out or sys.stderr
     if not texts:
         raise ValueError("predict: give at least one text")
     model, tokenizer, info = load_classifier(run_dir, device)
+    known = set(getattr(tokenizer, "chars", ()))
+    for index, text in enumerate(texts):
+        if not text.strip() or (known and not any(c in known for c in text)):
+            print(f"predict: warning: text {index} ({text!r:.40}) holds nothing the model can read; "
+                  "its label reflects only the classifier's bias", file=out)
     ids, mask = encode_texts(tokenizer, texts, info["config"]["max_tokens"])
     probs = predict_proba(model, ids, mask, device)
     return [(info["label_names"][int(p.argmax())], float(p.max())) for p in probs]

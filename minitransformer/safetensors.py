@@ -29,6 +29,7 @@ import numpy as np
 
 from . import backend
 from .atomic import atomic_open
+from .files import check_regular_file, parse_json
 
 # dtype name in the header -> NumPy dtype of the stored bytes (explicitly little-endian).
 # NumPy has no bfloat16: BF16 is read as raw 16-bit words and widened to float32 (see _bf16).
@@ -51,7 +52,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict, int]:
     tile the data buffer in order, without gaps or overlaps, up to its last byte.
     """
     path = Path(path)
-    file_size = path.stat().st_size
+    file_size = check_regular_file(path, "safetensors", "a .safetensors file").st_size
     with open(path, "rb") as f:
         prefix = f.read(8)
         if len(prefix) < 8:
@@ -64,9 +65,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict, int]:
                              "truncated or not safetensors?")
         raw = f.read(header_len)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"safetensors {path}: header is not valid UTF-8 JSON ({error})") from None
+        header = parse_json(raw.decode("utf-8"), f"safetensors {path}: header")  # a name given twice is refused
+    except UnicodeDecodeError as error:
+        raise ValueError(f"safetensors {path}: header is not valid UTF-8 ({error})") from None
     if not isinstance(header, dict):
         raise ValueError(f"safetensors {path}: header is a JSON {type(header).__name__}; "
                          "expected an object mapping tensor names to entries")
@@ -86,7 +87,7 @@ def _check_entry(path: Path, name: str, entry) -> None:
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise ValueError(f"{where}: entry {entry!r} needs keys dtype, shape and data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"{where}: unknown dtype {dtype!r}; expected one of {sorted(DTYPES)}")
     if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
         raise ValueError(f"{where}: shape {shape!r} must be a list of non-negative integers")

@@ -6,10 +6,14 @@
     runs/NAME/log.jsonl        one JSON object per logged step and per evaluation
     runs/NAME/loss.png         train and validation loss curves
     runs/NAME/samples.txt      text generated at the end
+    runs/NAME/.lock            held while a process writes the run (see runs.py)
 
 Ctrl-C finishes the current step, writes a checkpoint and stops; ``resume`` continues from it
 with the same model, optimizer, RNG and data order, so an interrupted run ends with exactly
-the parameters of an uninterrupted one.
+the parameters of an uninterrupted one. A NaN, infinite or exploding loss or gradient norm
+stops the run with an error naming the step (``--skip-nonfinite`` skips such steps instead);
+no checkpoint is ever written from non-finite weights. The run directory's transaction rules
+(the lock, the log, the checks before it is made) live in runs.py, shared with finetune.
 
 A run folder can be moved and resumed from any working directory: config.json stores the
 ``--data`` path relative to the run folder itself (``run_relative``), and a resume may name the
@@ -25,95 +29,75 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+import math
 import os
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import backend, checkpoint, data
 from .autograd import no_grad
-from .atomic import atomic_write_text
+from .atomic import atomic_open, atomic_write_text
 from .nn import GPT, GPTConfig
 from .optim import clip_grad_norm, cosine_lr, set_lr
 from .progress import Progress
+from .runs import (DivergenceGuard, RunDirectory, StopFlag, check_config, check_run_files, from_dict, global_grad_norm,
+                   option, read_log, read_run_info)
 
-RUN_FORMAT = 1
-
-
-def option(text: str, default=None, **kwargs):
-    """A config field with its --help text (and argparse extras such as choices=): the CLI
-    builds its flags from these."""
-    return field(default=default, metadata={"help": text, **kwargs})
-
-
-def check_positive_integers(command: str, config, names) -> None:
-    """Each named config field must be an int > 0; the error names the command and the flag."""
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{command}: --{name.replace('_', '-')} must be a positive integer, got {value!r}")
+MAX_SAMPLE_TOKENS = 100_000
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. The CLI's flags are generated from these fields
-    (``--batch-size`` for ``batch_size``...), named like nanoGPT's config variables."""
+    (``--batch-size`` for ``batch_size``...), named like nanoGPT's config variables; each
+    field's bounds are checked when the config is made, before anything is read or written."""
 
     data: str | None = option("UTF-8 text file or folder of .txt files (default: the standard library's docstrings)")
     tokenizer: str = option("'char' (one token per character) or 'bpe' (byte-level BPE)", "char", choices=("char", "bpe"))
-    vocab_size: int = option("vocabulary size for --tokenizer bpe", 512)
+    vocab_size: int = option("vocabulary size for --tokenizer bpe", 512, bounds="[257, inf)")
     out_dir: str = option("folder that holds run directories", "runs")
     name: str | None = option("run directory name (default: a timestamp)")
-    batch_size: int = option("sequences per step (B)", 12)
-    block_size: int = option("context length in tokens (T)", 64)
-    n_layer: int = option("transformer blocks", 4)
-    n_head: int = option("attention heads per block", 4)
-    n_embd: int = option("embedding width (C)", 128)
-    dropout: float = option("dropout probability", 0.0)
+    batch_size: int = option("sequences per step (B)", 12, bounds="[1, inf)")
+    block_size: int = option("context length in tokens (T)", 64, bounds="[1, inf)")
+    n_layer: int = option("transformer blocks", 4, bounds="[1, inf)")
+    n_head: int = option("attention heads per block", 4, bounds="[1, inf)")
+    n_embd: int = option("embedding width (C)", 128, bounds="[1, inf)")
+    dropout: float = option("dropout probability", 0.0, bounds="[0, 1)")
     bias: bool = option("biases in Linear and LayerNorm layers", True)
-    learning_rate: float = option("peak learning rate", 1e-3)
-    min_lr: float = option("learning rate at the end of the cosine decay", 1e-4)
-    warmup_iters: int = option("linear warmup steps", 100)
-    lr_decay_iters: int | None = option("step where the cosine decay reaches min_lr (default: max_iters)")
-    max_iters: int = option("training steps", 2000)
-    eval_interval: int = option("steps between loss estimates and checkpoints", 250)
-    eval_iters: int = option("batches per loss estimate", 20)
-    log_interval: int = option("steps between log lines", 10)
-    weight_decay: float = option("AdamW weight decay on matrices", 0.1)
-    beta1: float = option("AdamW beta1", 0.9)
-    beta2: float = option("AdamW beta2", 0.99)
-    grad_clip: float = option("clip the gradients' global norm to this (0: off)", 1.0)
-    seed: int = option("random seed (initialisation, batches, dropout, sampling)", 1337)
-    device: str = option("'cpu' (NumPy) or 'cuda' (CuPy)", "cpu", choices=("cpu", "cuda"))
-    sample_tokens: int = option("tokens to generate into samples.txt at the end", 300)
+    learning_rate: float = option("peak learning rate", 1e-3, bounds="(0, inf)")
+    min_lr: float = option("learning rate at the end of the cosine decay", 1e-4, bounds="[0, inf)")
+    warmup_iters: int = option("linear warmup steps", 100, bounds="[0, inf)")
+    lr_decay_iters: int | None = option("step where the cosine decay reaches min_lr (default: max_iters)",
+                                        bounds="[1, inf)")
+    max_iters: int = option("training steps", 2000, bounds="[1, inf)")
+    eval_interval: int = option("steps between loss estimates and checkpoints", 250, bounds="[1, inf)")
+    eval_iters: int = option("batches per loss estimate", 20, bounds="[1, inf)")
+    log_interval: int = option("steps between log lines", 10, bounds="[1, inf)")
+    weight_decay: float = option("AdamW weight decay on matrices", 0.1, bounds="[0, inf)")
+    beta1: float = option("AdamW beta1", 0.9, bounds="[0, 1)")
+    beta2: float = option("AdamW beta2", 0.99, bounds="[0, 1)")
+    grad_clip: float = option("clip the gradients' global norm to this (0: off)", 1.0, bounds="[0, inf)")
+    skip_nonfinite: bool = option("skip (and count) a step whose loss or gradient is NaN or infinite, "
+                                  "instead of stopping the run", False)
+    seed: int = option("random seed (initialisation, batches, dropout, sampling)", 1337, bounds="[0, inf)")
+    device: str = option("'cpu' (NumPy) or 'cuda' (CuPy)", "cpu", choices=backend.DEVICES)
+    sample_tokens: int = option("tokens to generate into samples.txt at the end", 300,
+                                bounds=f"[0, {MAX_SAMPLE_TOKENS}]")
 
     def __post_init__(self):
-        positive = ("vocab_size", "batch_size", "block_size", "n_layer", "n_head", "n_embd",
-                    "max_iters", "eval_interval", "eval_iters", "log_interval")
-        check_positive_integers("train", self, positive)
-        if self.tokenizer not in ("char", "bpe"):
-            raise ValueError(f"train: --tokenizer must be 'char' or 'bpe', got {self.tokenizer!r}")
-        if self.device not in backend.DEVICES:
-            raise ValueError(f"train: --device must be one of {backend.DEVICES}, got {self.device!r}")
-        if self.tokenizer == "bpe" and self.vocab_size < 257:
-            raise ValueError(f"train: --vocab-size must be > 256 for byte-level BPE, got {self.vocab_size}")
+        check_config("train", self)
+        if self.min_lr > self.learning_rate:
+            raise ValueError(f"train: --min-lr ({self.min_lr}) must not exceed --learning-rate ({self.learning_rate})")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"train: --n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(block_size=self.block_size, vocab_size=vocab_size, n_layer=self.n_layer,
                          n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"train: unknown config keys {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
 
 
 # --- the pieces of a run -----------------------------------------------------------------------
@@ -164,9 +148,9 @@ def _to_device(array: np.ndarray, config: TrainConfig):
 def plot_losses(log_path: Path, image_path: Path) -> None:
     from matplotlib.figure import Figure  # no pyplot: no global backend switch, no window
 
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    steps = [r for r in records if r["kind"] == "step"]
-    evals = [r for r in records if r["kind"] == "eval"]
+    records, _ = read_log(log_path)
+    steps = _plottable(records, "step", ("iter", "loss"))
+    evals = _plottable(records, "eval", ("iter", "train", "val", "unigram"))
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     if steps:
@@ -180,106 +164,75 @@ def plot_losses(log_path: Path, image_path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    temporary = image_path.with_suffix(".tmp.png")
-    fig.savefig(temporary, dpi=110)
-    temporary.replace(image_path)
+    with atomic_open(image_path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
 
 
-class _StopFlag:
-    """Set by Ctrl-C (SIGINT): the loop finishes its step, checkpoints and returns. A second
-    Ctrl-C stops at once."""
+def _plottable(records: list[dict], kind: str, keys: tuple[str, ...]) -> list[dict]:
+    """The records of one kind whose ``keys`` all hold numbers (a log edited by hand may not)."""
+    def is_number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        self.previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+    return [r for r in records if r.get("kind") == kind and all(is_number(r.get(key)) for key in keys)]
 
 
 # --- the run -----------------------------------------------------------------------------------
+
+RESUMABLE_OVERRIDES = ("max_iters", "lr_decay_iters", "eval_interval", "eval_iters", "log_interval",
+                       "sample_tokens", "skip_nonfinite", "device", "data")
+
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, overrides: dict | None = None,
           stop_after: int | None = None, out=None, results=None) -> Path:
     """Train (or resume) a run and return its directory.
 
-    resume: a run directory to continue; ``overrides`` may change RESUMABLE_OVERRIDES.
+    resume: a run directory to continue; ``overrides`` may change the RESUMABLE_OVERRIDES.
     stop_after: stop as Ctrl-C would after this many steps of this call (for tests and demos).
     out: where progress and notes go (default: stderr); results: where the final losses and
         samples go (default: stdout).
+
+    Everything is checked before the run directory is made: the config, the data, the
+    tokenizer and the model's shape. A new run that fails before its first checkpoint leaves
+    no directory behind; a resumed run is locked against a second writer.
     """
     out = out or sys.stderr
     results = results or sys.stdout
-    if resume is not None:
-        run_dir, config = _open_run(Path(resume), overrides or {})
-    else:
-        config = config or TrainConfig()
-        run_dir = None
-    if config.device == "cuda":
-        backend.require_cupy("train --device cuda")
+    folder, config, prepared = _open_run_directory(config, resume, overrides or {})
+    with folder, StopFlag() as stop:  # Ctrl-C: finish the step, checkpoint, return
+        run_dir, model, optimizer, tokenizer = folder.path, prepared.model, prepared.optimizer, prepared.tokenizer
+        start_iter, last_eval = 0, None
+        if folder.has_checkpoint():
+            check_run_files(run_dir, checkpoint.read_config(run_dir / "checkpoint", verify=False)["extra"])
+            extra = checkpoint.load(run_dir / "checkpoint", model, optimizer)
+            start_iter, last_eval = extra["iter_num"], extra.get("last_eval")
+            backend.set_rng_state(extra["rng_state"])
+            info = read_run_info(run_dir)
+            note = schedule_change(info["config"], config, start_iter)
+            if note:
+                print(f"note: {note}", file=out)
+            folder.write_info({**info, "config": _stored_config(config, run_dir)})  # with the overrides
+        log = folder.open_log(keep_through=start_iter)  # a resume logs the steps after its checkpoint again
 
-    text = load_corpus(config)
-    if run_dir is None:
-        tokenizer = build_tokenizer(config, text)
-    else:
-        tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
-        _check_same_data(run_dir, text)
-    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
-    train_ids, val_ids = data.train_val_split(ids, 0.1)
-    if len(val_ids) < config.block_size + 1:
-        raise ValueError(
-            f"train: the validation split has {len(val_ids)} tokens, fewer than block_size + 1 = "
-            f"{config.block_size + 1}; use more text or a smaller --block-size"
-        )
-    baseline = unigram_loss(train_ids, val_ids, tokenizer.vocab_size)
-    model_config = config.model_config(tokenizer.vocab_size)
+        train_ids, val_ids = prepared.splits["train"], prepared.splits["val"]
+        print(f"run directory: {run_dir}", file=out)
+        print(f"data: {prepared.characters:,} characters -> {prepared.tokens:,} tokens ({tokenizer.vocab_size} in the "
+              f"vocabulary); {len(train_ids):,} train / {len(val_ids):,} validation", file=out)
+        print(f"model: {model.num_parameters():,} parameters; unigram baseline loss {prepared.baseline:.4f}", file=out)
 
-    if run_dir is None:  # everything checked: only now create the run directory
-        run_dir = _new_run_dir(config)
-        tokenizer.save(run_dir / "tokenizer.json")
-        stored = {**dataclasses.asdict(config), "data": run_relative(config.data, run_dir)}
-        run_info = {"format": RUN_FORMAT, "config": stored, "model": model_config.to_dict(),
-                    "data_sha256": hashlib.sha256(text.encode()).hexdigest(), "tokens": int(len(ids))}
-        atomic_write_text(run_dir / "config.json", json.dumps(run_info, indent=2))
+        guard = DivergenceGuard("train", tokenizer.vocab_size, skip=config.skip_nonfinite,
+                                hint=f"lower --learning-rate (now {config.learning_rate:g})"
+                                     + (" or clip gradients with --grad-clip 1" if config.grad_clip == 0 else ""))
+        decay_iters = decay_end(config)
+        tokens_per_step = config.batch_size * config.block_size
+        progress = Progress(config.max_iters, out, start=start_iter)
+        iter_num = start_iter
 
-    backend.manual_seed(config.seed)
-    model = GPT(model_config).to(config.device)
-    optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
-    start_iter = 0
-    if (run_dir / "checkpoint" / checkpoint.CONFIG_FILE).exists():
-        extra = checkpoint.load(run_dir / "checkpoint", model, optimizer)
-        start_iter = extra["iter_num"]
-        backend.set_rng_state(extra["rng_state"])
-        note = schedule_change(read_run_config(run_dir)["config"], config, start_iter)
-        if note:
-            print(f"note: {note}", file=out)
-
-    print(f"run directory: {run_dir}", file=out)
-    print(f"data: {len(text):,} characters -> {len(ids):,} tokens ({tokenizer.vocab_size} in the vocabulary); "
-          f"{len(train_ids):,} train / {len(val_ids):,} validation", file=out)
-    print(f"model: {model.num_parameters():,} parameters; unigram baseline loss {baseline:.4f}", file=out)
-
-    decay_iters = decay_end(config)
-    splits = {"train": train_ids, "val": val_ids}
-    tokens_per_step = config.batch_size * config.block_size
-    progress = Progress(config.max_iters, out, start=start_iter)
-    last_eval = None
-    iter_num = start_iter
-    with _StopFlag() as stop, open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
         while iter_num < config.max_iters:
             if iter_num % config.eval_interval == 0:
-                last_eval = _evaluate(model, splits, config, iter_num, baseline, log, progress)
+                if last_eval is None or last_eval["iter"] != iter_num:  # not the one resumed from
+                    last_eval = _evaluate(model, prepared, config, iter_num, guard, log, progress)
                 if iter_num > start_iter:
-                    _save(run_dir, model, optimizer, iter_num, last_eval)
+                    _save(folder, model, optimizer, iter_num, last_eval, guard)
             lr = cosine_lr(iter_num, config.learning_rate, config.warmup_iters, decay_iters, config.min_lr)
             set_lr(optimizer, lr)
             started = time.perf_counter()
@@ -289,70 +242,139 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
             optimizer.zero_grad()
             loss.backward()
             grad_norm = clip_grad_norm(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
-            optimizer.step()
             # END SOLUTION a6
-            iter_num += 1
             loss_value = loss.item()
+            if grad_norm is None:  # not clipped: measured anyway, for the divergence check
+                grad_norm = global_grad_norm(model.parameters())
+            if guard.allows(iter_num + 1, loss_value, grad_norm):  # else: skipped (--skip-nonfinite)
+                optimizer.step()
+            iter_num += 1
             progress.update(iter_num, loss_value, tokens_per_step / (time.perf_counter() - started))
             if iter_num % config.log_interval == 0 or iter_num == config.max_iters:
-                record = {"kind": "step", "iter": iter_num, "loss": loss_value, "lr": lr,
-                          "grad_norm": grad_norm, "time": time.time()}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                record = {"kind": "step", "iter": iter_num, "loss": _finite_or_none(loss_value), "lr": lr,
+                          "grad_norm": _finite_or_none(grad_norm), "skipped_steps": guard.skipped,
+                          "time": time.time()}
+                log.write(record)
             if stop.requested or (stop_after is not None and iter_num - start_iter >= stop_after):
-                _save(run_dir, model, optimizer, iter_num, last_eval)
+                _save(folder, model, optimizer, iter_num, last_eval, guard)
                 progress.close()
                 print(f"stopped at iteration {iter_num}: checkpoint written; continue with "
                       f"`python -m minitransformer train --resume {run_dir}`", file=out)
                 return run_dir
-        final = _evaluate(model, splits, config, iter_num, baseline, log, progress)
-    progress.close()
-    _save(run_dir, model, optimizer, iter_num, final)
-    plot_losses(run_dir / "log.jsonl", run_dir / "loss.png")
-    samples = _write_samples(model, tokenizer, config, run_dir)
-    print(f"run directory: {run_dir}", file=results)
-    print(f"done: validation loss {final['val']:.4f} vs unigram baseline {baseline:.4f} "
-          f"(train {final['train']:.4f})", file=results)
-    print(f"sample:\n{samples[0]}", file=results, flush=True)
-    return run_dir
+        if last_eval is None or last_eval["iter"] != iter_num:
+            last_eval = _evaluate(model, prepared, config, iter_num, guard, log, progress)
+        progress.close()
+        _save(folder, model, optimizer, iter_num, last_eval, guard)
+        plot_losses(run_dir / "log.jsonl", run_dir / "loss.png")
+        samples = _write_samples(model, tokenizer, config, run_dir)
+        skipped = f"; {guard.skipped} non-finite steps skipped" if guard.skipped else ""
+        print(f"run directory: {run_dir}", file=results)
+        print(f"done: validation loss {last_eval['val']:.4f} vs unigram baseline {prepared.baseline:.4f} "
+              f"(train {last_eval['train']:.4f}){skipped}", file=results)
+        print(f"sample:\n{samples[0]}", file=results, flush=True)
+        return run_dir
 
 
-def _evaluate(model, splits, config, iter_num, baseline, log, progress) -> dict:
-    losses = estimate_loss(model, splits, config, seed=config.seed + iter_num)
-    record = {"kind": "eval", "iter": iter_num, **losses, "unigram": baseline, "time": time.time()}
-    log.write(json.dumps(record) + "\n")
-    log.flush()
+def _evaluate(model: GPT, prepared: _Prepared, config: TrainConfig, iter_num: int, guard: DivergenceGuard, log,
+              progress: Progress) -> dict:
+    """Estimate both splits' losses, check them, log them; the log record."""
+    losses = estimate_loss(model, prepared.splits, config, seed=config.seed + iter_num)
+    guard.check_evaluation(iter_num, losses)
+    record = {"kind": "eval", "iter": iter_num, **losses, "unigram": prepared.baseline, "time": time.time()}
+    log.write(record)
     progress.note(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
     return record
 
 
-def _save(run_dir: Path, model, optimizer, iter_num: int, last_eval: dict | None) -> None:
-    extra = {"iter_num": iter_num, "rng_state": backend.get_rng_state(), "last_eval": last_eval}
-    checkpoint.save(run_dir / "checkpoint", model, optimizer, extra)
+def _save(folder: RunDirectory, model: GPT, optimizer, iter_num: int, last_eval: dict | None,
+          guard: DivergenceGuard) -> None:
+    folder.save_checkpoint(model, optimizer, {"iter_num": iter_num, "rng_state": backend.get_rng_state(),
+                                              "last_eval": last_eval, "skipped_steps": guard.skipped})
+
+
+def _open_run_directory(config: TrainConfig | None, resume, overrides: dict) -> tuple[RunDirectory, TrainConfig,
+                                                                                     _Prepared]:
+    """(the locked run directory, the config, the prepared run). A resume locks the directory
+    first; a new run is made only once its config, data, tokenizer and model are checked."""
+    if resume is not None:
+        folder = RunDirectory.reopen("train --resume", resume)
+        with folder.closed_on_error():
+            config = _resumed_config(folder.path, overrides)
+            return folder, config, _prepare(config, folder.path)
+    config = config or TrainConfig()
+    RunDirectory.check_new("train", config.out_dir, config.name)  # fail before reading any data
+    prepared = _prepare(config, None)
+    folder = RunDirectory.create("train", config.out_dir, config.name)
+    with folder.closed_on_error():
+        prepared.tokenizer.save(folder.path / "tokenizer.json")
+        folder.write_info({"kind": "lm", "config": _stored_config(config, folder.path),
+                           "model": prepared.model.config.to_dict(), "data_sha256": prepared.data_sha256,
+                           "tokens": prepared.tokens})
+    return folder, config, prepared
+
+
+@dataclass
+class _Prepared:
+    """What a run needs, made and checked before its directory is touched."""
+
+    tokenizer: object
+    model: GPT
+    optimizer: object
+    splits: dict
+    baseline: float
+    characters: int
+    tokens: int
+    data_sha256: str
+
+
+def _prepare(config: TrainConfig, run_dir: Path | None) -> _Prepared:
+    if config.device == "cuda":
+        backend.require_cupy("train --device cuda")
+    text = load_corpus(config)
+    data_sha256 = hashlib.sha256(text.encode()).hexdigest()
+    if run_dir is None:
+        tokenizer = build_tokenizer(config, text)
+    else:
+        info = read_run_info(run_dir, kind="lm")
+        if data_sha256 != info.get("data_sha256"):
+            raise ValueError(f"train --resume: the training text differs from the one {run_dir} started with")
+        tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
+    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    train_ids, val_ids = data.train_val_split(ids, 0.1)
+    if len(val_ids) < config.block_size + 1:
+        raise ValueError(
+            f"train: the validation split has {len(val_ids)} tokens, fewer than block_size + 1 = "
+            f"{config.block_size + 1}; use more text or a smaller --block-size"
+        )
+    backend.manual_seed(config.seed)
+    model = GPT(config.model_config(tokenizer.vocab_size)).to(config.device)
+    optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
+    return _Prepared(tokenizer, model, optimizer, {"train": train_ids, "val": val_ids},
+                     unigram_loss(train_ids, val_ids, tokenizer.vocab_size), len(text), len(ids), data_sha256)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _write_samples(model: GPT, tokenizer, config: TrainConfig, run_dir: Path, count: int = 3) -> list[str]:
-    start = tokenizer.encode("\n")[:1] or [0]
+    start = _start_token(tokenizer)
     samples = []
     for _ in range(count):
-        ids = np.array([start], dtype=np.int64)
+        ids = np.array([[start]], dtype=np.int64)
         out = model.generate(_to_device(ids, config), config.sample_tokens, temperature=0.8, top_k=40)
         samples.append(tokenizer.decode(backend.to_numpy(out.data)[0].tolist()).strip())
     atomic_write_text(run_dir / "samples.txt", "\n\n---\n\n".join(samples) + "\n")
     return samples
 
 
-def _new_run_dir(config: TrainConfig) -> Path:
-    name = config.name or time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(config.out_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ValueError(f"train: run directory {run_dir} already exists; choose another --name or --resume it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-RESUMABLE_OVERRIDES = ("max_iters", "lr_decay_iters", "eval_interval", "eval_iters", "log_interval",
-                       "sample_tokens", "device", "data")
+def _start_token(tokenizer) -> int:
+    """The token samples start from: a newline, or the first token of the vocabulary when the
+    training text had no newline."""
+    try:
+        return (tokenizer.encode("\n") or [0])[0]
+    except ValueError:
+        return 0
 
 
 def run_relative(path: str | None, run_dir: Path) -> str | None:
@@ -395,55 +417,41 @@ def schedule_change(saved: dict, config: TrainConfig, resumed_at: int) -> str | 
     return None
 
 
-def read_run_config(run_dir: Path) -> dict:
-    """A run directory's config.json, checked: it exists, parses and has this format."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{run_dir} is not a run directory: it has no config.json")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if info.get("format") != RUN_FORMAT:
-        raise ValueError(
-            f"{run_dir} was written by an incompatible version of minitransformer "
-            f"(run format {info.get('format')!r}, this version reads {RUN_FORMAT})"
-        )
-    return info
+def _stored_config(config: TrainConfig, run_dir: Path) -> dict:
+    """The config as config.json holds it: its data path relative to the run folder."""
+    return {**dataclasses.asdict(config), "data": run_relative(config.data, run_dir)}
 
 
-def _open_run(run_dir: Path, overrides: dict) -> tuple[Path, TrainConfig]:
-    """The run folder and the config it continues with: the saved one, its decay end fixed
-    (see the module's docstring), its data path found from the run folder, the overrides."""
-    info = read_run_config(run_dir)
+def _resumed_config(run_dir: Path, overrides: dict) -> TrainConfig:
+    """The config a run continues with: the saved one (checked field by field), its decay end
+    fixed (see the module's docstring), its data path found from the run folder, the overrides."""
+    info = read_run_info(run_dir, kind="lm")
     refused = sorted(set(overrides) - set(RESUMABLE_OVERRIDES))
     if refused:
         raise ValueError(f"train --resume: cannot change {refused} of an existing run; "
                          f"only {list(RESUMABLE_OVERRIDES)} may change")
-    if not (run_dir / "checkpoint" / checkpoint.CONFIG_FILE).exists():
+    if not (run_dir / "checkpoint" / checkpoint.ARRAYS_FILE).is_file():
         raise ValueError(f"train --resume: {run_dir} has no checkpoint yet")
-    saved = dict(info["config"])
+    saved = dataclasses.asdict(from_dict(TrainConfig, info.get("config"),
+                                         where=f"train --resume: {run_dir / 'config.json'}", complete=True))
     saved["lr_decay_iters"] = saved["lr_decay_iters"] or saved["max_iters"]
     saved["data"] = from_run_folder(saved["data"], run_dir)
     if "data" not in overrides and saved["data"] is not None and not Path(saved["data"]).exists():
         raise ValueError(f"train --resume: the run's training text {saved['data']} is not there any more; "
                          f"give its new place with --data PATH")
-    return run_dir, TrainConfig.from_dict({**saved, **overrides})
-
-
-def _check_same_data(run_dir: Path, text: str) -> None:
-    saved = read_run_config(run_dir)["data_sha256"]
-    if hashlib.sha256(text.encode()).hexdigest() != saved:
-        raise ValueError(f"train --resume: the training text differs from the one {run_dir} started with")
+    return TrainConfig(**{**saved, **overrides})
 
 
 def load_run(run_dir: str | Path, device: str = "cpu"):
     """(model, tokenizer, run info) of a trained run, the model in eval mode."""
     run_dir = Path(run_dir)
-    info = read_run_config(run_dir)
+    info = read_run_info(run_dir, kind="lm")
+    check_run_files(run_dir, checkpoint.read_config(run_dir / "checkpoint", verify=False)["extra"])
     tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
-    model = GPT(GPTConfig(**info["model"]))
+    model_config = from_dict(GPTConfig, info.get("model"), f"{run_dir / 'config.json'}: model", complete=True)
+    if model_config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{run_dir}: the model's vocabulary has {model_config.vocab_size} tokens but "
+                         f"tokenizer.json has {tokenizer.vocab_size}")
+    model = GPT(model_config)
     checkpoint.load(run_dir / "checkpoint", model)
     return model.to(device).eval(), tokenizer, info
-
-

@@ -4,8 +4,10 @@ in words."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -237,3 +239,54 @@ def test_plain_modules_round_trip_too(tmp_path):
     checkpoint.load(tmp_path, fresh)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(fresh.state_dict()[name], value)
+
+
+def _rewrite_archive(path, change):
+    """Rebuild the checkpoint's zip with ``change(name, data) -> (name, data, compression)``."""
+    with zipfile.ZipFile(path) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members:
+            name, data, compression = change(name, data)
+            archive.writestr(name, data, compress_type=compression)
+
+
+def test_a_member_claiming_a_huge_shape_is_refused_before_allocating(tmp_path):
+    checkpoint.save(tmp_path, gpt())
+    path = tmp_path / checkpoint.ARRAYS_FILE
+
+    def huge(name, data):
+        if name == "model/transformer.wte.weight.npy":  # same bytes, a header claiming 4 TiB
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (1 << 40,)})
+            data = header.getvalue() + data[data.index(b"\n") + 1:]
+        return name, data, zipfile.ZIP_STORED
+
+    _rewrite_archive(path, huge)
+    with pytest.raises(ValueError, match=r"claims shape \(1099511627776,\).*the file is corrupt"):
+        checkpoint.load(tmp_path, gpt())
+
+
+def test_a_deflated_member_is_refused_without_inflating_it(tmp_path):
+    checkpoint.save(tmp_path, gpt())
+    path = tmp_path / checkpoint.ARRAYS_FILE
+    _rewrite_archive(path, lambda name, data: (name, data, zipfile.ZIP_DEFLATED))  # a zip bomb's trick
+    with pytest.raises(ValueError, match="is compressed .*writes uncompressed members"):
+        checkpoint.load(tmp_path, gpt())
+
+
+def test_a_member_with_an_unknown_compression_method_names_the_file(tmp_path):
+    checkpoint.save(tmp_path, gpt())
+    path = tmp_path / checkpoint.ARRAYS_FILE
+    data = bytearray(path.read_bytes())
+    central = data.rindex(b"PK\x01\x02")  # the last member's central-directory entry
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")  # compression method 99
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"checkpoint: .*{checkpoint.ARRAYS_FILE}"):
+        checkpoint.load(tmp_path, gpt())
+
+
+def test_read_config_without_verifying_reads_only_the_config(tmp_path):
+    checkpoint.save(tmp_path, gpt(), extra={"iter_num": 7})
+    assert checkpoint.read_config(tmp_path, verify=False)["extra"] == {"iter_num": 7}

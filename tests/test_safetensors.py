@@ -124,7 +124,7 @@ def test_header_length_beyond_the_file(tmp_path):
 def test_header_that_is_not_json(tmp_path):
     path = tmp_path / "j.safetensors"
     path.write_bytes(struct.pack("<Q", 4) + b"{oops")
-    with pytest.raises(ValueError, match="header is not valid UTF-8 JSON"):
+    with pytest.raises(ValueError, match="header: not valid JSON"):
         load_file(path)
 
 
@@ -180,3 +180,37 @@ def test_reads_the_minilm_checkpoint():
     assert len(tensors) == 104
     assert tensors["embeddings.word_embeddings.weight"].shape == (30522, 384)
     np.testing.assert_array_equal(tensors["embeddings.position_ids"], np.arange(512)[None])
+
+
+def test_header_nested_too_deeply_is_an_error_not_a_recursion_error(tmp_path):
+    path = tmp_path / "deep.safetensors"
+    raw = b"[" * 100_000
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_file(path)
+
+
+def test_dtype_that_is_not_a_string(tmp_path):
+    path = tmp_path / "d.safetensors"
+    write_raw(path, {"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4)
+    with pytest.raises(ValueError, match=r"tensor 'w': unknown dtype \['F32'\]"):
+        load_file(path)
+
+
+def test_a_tensor_name_given_twice_is_refused(tmp_path):
+    path = tmp_path / "twice.safetensors"
+    entry = '{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}'
+    raw = f'{{"w": {entry}, "w": {entry}}}'.encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
+    with pytest.raises(ValueError, match="key 'w' appears twice"):
+        load_file(path)
+
+
+def test_a_folder_or_fifo_is_refused(tmp_path):
+    import os
+
+    with pytest.raises(ValueError, match="is a folder"):
+        load_file(tmp_path)
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_file(tmp_path / "pipe")

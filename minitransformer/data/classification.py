@@ -13,13 +13,17 @@ CPython >= 3.10 and each have at least 195 distinct docstrings (3.10 to 3.13), s
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..files import MiB, read_text
 from .corpus import python_sources, source_docstrings, stdlib_dir
+
+MAX_CSV_BYTES = 256 * MiB
 
 STDLIB_PACKAGES = ("asyncio", "email", "importlib", "logging", "multiprocessing", "xml")
 
@@ -120,15 +124,15 @@ def load_csv(path: str | Path) -> LabelledTexts:
     """Read a UTF-8 CSV file with a header row naming (at least) the columns ``text`` and
     ``label``. Labels are strings; their sorted distinct values become ``label_names``.
 
-    Raises ValueError for a missing file, missing columns, an empty text, or fewer than two
-    distinct labels.
+    Raises ValueError, naming the file and line, for a missing or non-regular file, missing
+    columns, a row with more or fewer fields than the header, an empty text or label, or fewer
+    than two distinct labels.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"load_csv: {path} does not exist; expected a CSV file with columns text,label")
+    text = read_text(path, "load_csv", MAX_CSV_BYTES, "a CSV file with columns text,label")  # drops a BOM
     texts, label_strings = [], []
-    with path.open(encoding="utf-8-sig", newline="") as f:  # -sig: a spreadsheet's byte-order mark
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         missing = {"text", "label"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(
@@ -136,10 +140,20 @@ def load_csv(path: str | Path) -> LabelledTexts:
                 f"{reader.fieldnames}, expected columns text,label"
             )
         for row in reader:
-            if not (row["text"] or "").strip():
-                raise ValueError(f"load_csv: {path} line {reader.line_num} has an empty text")
+            where = f"load_csv: {path} line {reader.line_num}"
+            if None in row:  # DictReader files the fields beyond the header under None
+                raise ValueError(f"{where} has {len(reader.fieldnames) + len(row[None])} fields but the header "
+                                 f"names {len(reader.fieldnames)}; quote texts that contain commas")
+            if row["text"] is None or row["label"] is None:
+                raise ValueError(f"{where} has fewer fields than the header names; expected text and label")
+            if not row["text"].strip():
+                raise ValueError(f"{where} has an empty text")
+            if not row["label"].strip():
+                raise ValueError(f"{where} has an empty label")
             texts.append(row["text"])
-            label_strings.append((row["label"] or "").strip())
+            label_strings.append(row["label"].strip())
+    except csv.Error as error:
+        raise ValueError(f"load_csv: {path} line {reader.line_num} is not valid CSV ({error})") from None
     label_names = tuple(sorted(set(label_strings)))
     if len(label_names) < 2:
         raise ValueError(

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..files import read_bytes
 
 # Bump when the extraction rules change, so caches built by older rules are rebuilt.
 CORPUS_FORMAT = 1
@@ -135,26 +136,36 @@ def _write_cache(cache_file: Path, text: str, stale_pattern: str) -> None:
                 pass  # another process may hold it open; it is only disk space
 
 
+MAX_TEXT_BYTES = 1 << 30  # 1 GiB of training text: the token ids alone take 8 GiB of int64
+
+
 def load_text(path: str | Path) -> str:
     """The training text of ``--data PATH``: a UTF-8 text file, or a folder whose ``.txt``
     files (searched recursively, sorted by relative path) are joined with blank lines.
 
-    Raises ValueError, naming the path, for a missing path, an empty file or folder, or a file
-    that is binary or not UTF-8.
+    Raises ValueError, naming the path, for a missing path, an empty file or folder, a file
+    that is binary or not UTF-8, anything that is not a regular file (a FIFO or a device:
+    reading one would hang or never end), or more than MAX_TEXT_BYTES in all.
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"load_text: {path} does not exist; expected a text file or a folder of .txt files")
-    if path.is_dir():
-        files = sorted(path.rglob("*.txt"), key=lambda file: file.relative_to(path).as_posix())
-        if not files:
-            raise ValueError(f"load_text: folder {path} holds no .txt files")
-        return DOCUMENT_SEPARATOR.join(_read_text_file(file) for file in files)
-    return _read_text_file(path)
+    if not path.is_dir():
+        return _read_text_file(path, MAX_TEXT_BYTES)
+    # a folder named "notes.txt" is a folder: rglob descends into it, and we skip its name
+    files = sorted((file for file in path.rglob("*.txt") if not file.is_dir()),
+                   key=lambda file: file.relative_to(path).as_posix())
+    if not files:
+        raise ValueError(f"load_text: folder {path} holds no .txt files")
+    texts, budget = [], MAX_TEXT_BYTES
+    for file in files:
+        texts.append(_read_text_file(file, budget))
+        budget -= len(texts[-1].encode("utf-8"))
+    return DOCUMENT_SEPARATOR.join(texts)
 
 
-def _read_text_file(path: Path) -> str:
-    data = path.read_bytes()
+def _read_text_file(path: Path, max_bytes: int) -> str:
+    data = read_bytes(path, "load_text", max_bytes, "a UTF-8 text file")
     if not data.strip():
         raise ValueError(f"load_text: {path} is empty; expected some UTF-8 text")
     if b"\0" in data:

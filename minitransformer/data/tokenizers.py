@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..files import MiB, read_json
 
 # The version of the JSON layout; load() refuses files written in another one.
 TOKENIZER_FORMAT = 1
@@ -99,7 +100,10 @@ class CharTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
         """Read a tokenizer written by ``save``; ValueError for a file of another kind or format."""
-        return cls(_read_json(path, cls.kind)["chars"])
+        chars = _field(path, _read_json(path, cls.kind), "chars", list)
+        if chars != sorted(chars):  # train() sorts them: any other order maps ids to the wrong text
+            raise ValueError(f"load tokenizer {path}: 'chars' must be in sorted order, as CharTokenizer.train writes it")
+        return cls(chars)
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
@@ -229,7 +233,12 @@ class ByteBPETokenizer:
     @classmethod
     def load(cls, path: str | Path) -> ByteBPETokenizer:
         """Read a tokenizer written by ``save``; ValueError for a file of another kind or format."""
-        return cls(_read_json(path, cls.kind)["merges"])
+        merges = _field(path, _read_json(path, cls.kind), "merges", list)
+        for index, pair in enumerate(merges):
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(isinstance(i, int) and not isinstance(i, bool) for i in pair)):
+                raise ValueError(f"load tokenizer {path}: merge {index} is {pair!r}; expected a pair of integer ids")
+        return cls(merges)
 
     def __repr__(self) -> str:
         return f"ByteBPETokenizer(vocab_size={self.vocab_size})"
@@ -268,16 +277,18 @@ def _write_json(path: str | Path, payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
 
 
+def _field(path, payload: dict, name: str, kind: type):
+    value = payload.get(name)
+    if not isinstance(value, kind):
+        raise ValueError(f"load tokenizer {path}: {name!r} must be a JSON {kind.__name__}, got {value!r:.80}")
+    return value
+
+
 def _read_json(path: str | Path, expected_kind: str | None) -> dict:
     """The saved tokenizer's fields, after checking its kind (if given) and format."""
     path = Path(path)
     what = f"load tokenizer {path}"
-    if not path.is_file():
-        raise ValueError(f"{what}: no such file")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{what}: not a tokenizer JSON file ({error})") from None
+    payload = read_json(path, "load tokenizer", max_bytes=64 * MiB)
     kind = payload.get("kind") if isinstance(payload, dict) else None
     if kind not in TOKENIZERS:
         raise ValueError(f"{what}: kind {kind!r} is not a tokenizer; expected one of {sorted(TOKENIZERS)}")

@@ -31,6 +31,8 @@ import unicodedata
 
 import numpy as np
 
+from ..files import MiB, read_text
+
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 CONTINUATION = "##"
@@ -79,12 +81,12 @@ def is_cjk(char: str) -> bool:
 # --- the tokenizer ----------------------------------------------------------------------------
 
 def load_vocab(path: str | os.PathLike) -> dict[str, int]:
-    """vocab.txt: one token per line; a token's id is its line number, counting from 0."""
+    """vocab.txt: one token per line; a token's id is its line number, counting from 0. A file
+    that is not a regular UTF-8 text file of at most 64 MiB is a ValueError naming it."""
     vocab: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for index, line in enumerate(f):
-            token = line.rstrip("\n").rstrip("\r")
-            vocab.setdefault(token, index)  # the first line wins when a token repeats
+    text = read_text(path, "load_vocab", 64 * MiB, "a vocab.txt file, one token per line")
+    for index, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")):
+        vocab.setdefault(line.rstrip("\r"), index)  # the first line wins when a token repeats
     return vocab
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import minitransformer.data as data
 
-ALLOWED_IMPORTS = {"numpy", "minitransformer.backend", "minitransformer.atomic"}
+ALLOWED_IMPORTS = {"numpy", "minitransformer.backend", "minitransformer.atomic", "minitransformer.files"}
 
 
 def test_every_exported_name_exists():
