@@ -181,7 +181,7 @@ def test_gelu_special_values_empty_and_0d():
 
 # --- attention: cpu.attention --------------------------------------------------------------------
 
-ATTENTION_TOLERANCE = dict(rtol=2e-5, atol=2e-5)  # softmax in lanes, products in other blocks
+ATTENTION_TOLERANCE = dict(rtol=5e-5, atol=5e-5)  # softmax in lanes, exp as a polynomial, products in other blocks
 
 
 def attention_case(draw, leading, t_query, t_key, d):
