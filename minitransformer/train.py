@@ -1,4 +1,4 @@
-"""Train a GPT language model on text, nanoGPT style, into a run directory.
+"""Train a GPT (or Llama-style, ``arch``) language model on text, nanoGPT style, into a run directory.
 
     runs/NAME/config.json      the TrainConfig (and what the data and vocabulary were)
     runs/NAME/tokenizer.json   the tokenizer, to encode prompts later
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, checkpoint, data
+from . import architectures, backend, checkpoint, data
 from .autograd import no_grad
 from .atomic import atomic_write_text
-from .nn import GPT, GPTConfig
+from .nn import GPT
 from .optim import clip_grad_norm, cosine_lr, set_lr
 from .progress import Progress
 
@@ -69,10 +69,12 @@ class TrainConfig:
     vocab_size: int = option("vocabulary size for --tokenizer bpe", 512)
     out_dir: str = option("folder that holds run directories", "runs")
     name: str | None = option("run directory name (default: a timestamp)")
+    arch: str = option("model architecture", "gpt", choices=tuple(architectures.ARCHITECTURES))
     batch_size: int = option("sequences per step (B)", 12)
     block_size: int = option("context length in tokens (T)", 64)
     n_layer: int = option("transformer blocks", 4)
     n_head: int = option("attention heads per block", 4)
+    n_kv_head: int | None = option("key/value heads per block, dividing n_head (--arch llama; default: n_head)")
     n_embd: int = option("embedding width (C)", 128)
     dropout: float = option("dropout probability", 0.0)
     bias: bool = option("biases in Linear and LayerNorm layers", True)
@@ -100,12 +102,16 @@ class TrainConfig:
             raise ValueError(f"train: --tokenizer must be 'char' or 'bpe', got {self.tokenizer!r}")
         if self.device not in backend.DEVICES:
             raise ValueError(f"train: --device must be one of {backend.DEVICES}, got {self.device!r}")
+        architecture = architectures.get(self.arch)
+        if self.n_kv_head is not None and "n_kv_head" not in architecture.hyperparameters:
+            raise ValueError(f"train: --n-kv-head applies to --arch llama, not --arch {self.arch}")
         if self.tokenizer == "bpe" and self.vocab_size < 257:
             raise ValueError(f"train: --vocab-size must be > 256 for byte-level BPE, got {self.vocab_size}")
 
-    def model_config(self, vocab_size: int) -> GPTConfig:
-        return GPTConfig(block_size=self.block_size, vocab_size=vocab_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias)
+    def model_config(self, vocab_size: int):
+        """The config of the ``arch`` model (GPTConfig, LlamaConfig) for this vocabulary."""
+        values = {**dataclasses.asdict(self), "vocab_size": vocab_size}
+        return architectures.get(self.arch).model_config(values)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -252,7 +258,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
         atomic_write_text(run_dir / "config.json", json.dumps(run_info, indent=2))
 
     backend.manual_seed(config.seed)
-    model = GPT(model_config).to(config.device)
+    model = architectures.get(config.arch).model(model_config).to(config.device)
     optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
     start_iter = 0
     if (run_dir / "checkpoint" / checkpoint.CONFIG_FILE).exists():
@@ -442,7 +448,8 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     run_dir = Path(run_dir)
     info = read_run_config(run_dir)
     tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
-    model = GPT(GPTConfig(**info["model"]))
+    architecture = architectures.get(info["config"].get("arch", "gpt"))
+    model = architecture.model(architecture.config(**info["model"]))
     checkpoint.load(run_dir / "checkpoint", model)
     return model.to(device).eval(), tokenizer, info
 
