@@ -163,7 +163,10 @@ def _scratch_gpt_classifier(config: FinetuneConfig, texts, num_classes: int, gpt
 def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
     """(model, tokenizer) for --from-run (a GPT) or --pretrained (a BERT encoder)."""
     if config.from_run:
-        gpt, tokenizer, _ = load_run(config.from_run)
+        gpt, tokenizer, info = load_run(config.from_run)
+        if not isinstance(gpt, GPT):
+            raise ValueError(f"finetune: --from-run {config.from_run} holds a {info['config']['arch']} model; "
+                             "fine-tuning starts from GPT runs (train --arch gpt)")
         model = GPTClassifier(gpt.train(), num_classes, config.pooling, config.dropout, config.l2)
         return model, tokenizer
     from .pretrained import load_tokenizer as load_wordpiece

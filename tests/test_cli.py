@@ -235,7 +235,8 @@ def test_generate_rejects_characters_outside_the_vocabulary(corpus, tmp_path, ca
 
 
 def test_llama_runs_resume_exactly_and_sample_like_gpt_runs(corpus, tmp_path):
-    """--arch llama: the same run directory, resume equality and samples as a GPT run."""
+    """--arch llama: the same run directory, resume equality and samples as a GPT run (and a
+    clear refusal from finetune, which builds on GPT runs)."""
     config = dict(arch="llama", n_kv_head=1)
     straight = train(tiny_config(corpus, tmp_path, "llama", **config), out=open(os.devnull, "w"))
     interrupted = train(tiny_config(corpus, tmp_path, "llama-halves", **config), stop_after=3,
@@ -249,6 +250,8 @@ def test_llama_runs_resume_exactly_and_sample_like_gpt_runs(corpus, tmp_path):
         np.testing.assert_array_equal(pa, pb, err_msg=name)
     assert {p.name for p in straight.iterdir()} >= {"config.json", "tokenizer.json", "checkpoint", "log.jsonl",
                                                    "loss.png", "samples.txt"}
+    assert run_cli("finetune", "--from-run", straight, "--out-dir", tmp_path, "--name", "ft") == 1
+    assert not (tmp_path / "ft").exists()
 
 
 def test_a_run_written_before_architectures_loads_as_gpt(corpus, tmp_path):
