@@ -77,7 +77,7 @@ class TrainConfig:
     n_kv_head: int | None = option("key/value heads per block, dividing n_head (--arch llama; default: n_head)")
     n_embd: int = option("embedding width (C)", 128)
     dropout: float = option("dropout probability", 0.0)
-    bias: bool = option("biases in Linear and LayerNorm layers", True)
+    bias: bool = option("biases in Linear and LayerNorm layers (--arch gpt; Llama has none)", True)
     learning_rate: float = option("peak learning rate", 1e-3)
     min_lr: float = option("learning rate at the end of the cosine decay", 1e-4)
     warmup_iters: int = option("linear warmup steps", 100)

@@ -159,9 +159,14 @@ def generate_tokens(model, idx, max_new_tokens: int, settings: SamplingSettings 
     settings = settings or SamplingSettings()
     ids = idx.data if isinstance(idx, Tensor) else idx
     if ids.ndim != 2 or ids.dtype.kind not in "iu" or ids.shape[1] == 0:
-        raise ValueError(f"generate: idx must be (B, T) integer token ids with T >= 1, got {ids.dtype} {tuple(ids.shape)}")
+        raise ValueError(f"generate: idx must be (B, T) integer token ids with T >= 1, got "
+                         f"{ids.dtype} {tuple(ids.shape)}")
     if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    vocab_size = model.config.vocab_size
+    if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
+        raise ValueError(f"generate: token ids must lie in [0, {vocab_size}), got ids from "
+                         f"{int(ids.min())} to {int(ids.max())}")
     rng = _generator(seed, backend.device_of(ids))
     return _steps(model, ids, max_new_tokens, settings, list(stop_tokens), rng, use_cache)
 

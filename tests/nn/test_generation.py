@@ -205,3 +205,5 @@ def test_bad_prompts_are_refused():
         tiny("gpt").generate(np.zeros((1, 0), dtype=np.int64), 1)
     with pytest.raises(ValueError, match=r"generate: idx must be \(B, T\) integer token ids"):
         tiny("llama").generate(np.zeros((1, 2)), 1)
+    with pytest.raises(ValueError, match=r"generate: token ids must lie in \[0, 13\), got ids from 0 to 13"):
+        tiny("gpt").generate(np.array([[0, 13]]), 1, repetition_penalty=1.5)
