@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np  # shape arithmetic only
 
-from .backend import array_module, device_of, is_array
+from .backend import array_module, device_of, is_array, to_device
 from .ops import attention, elementwise, loss, matmul, normalization, rotary
 from .ops import embedding as embedding_op
 from .ops import softmax as softmax_op
@@ -116,6 +116,18 @@ def rotary_embedding(x: Tensor, positions=None, theta: float = 10000.0, interlea
     inv_freq = rotary.inverse_frequencies(x.shape[-1], theta, scaling, xp)  # (D/2,)
     cos, sin = rotary.rotation_tables(positions, inv_freq, x.dtype)  # (..., T, D/2) each
     return rotary.RotaryEmbedding.apply(x, cos=cos, sin=sin, interleaved=bool(interleaved))
+
+
+def rotary_frequencies(head_dim: int, theta: float = 10000.0, scaling: dict | None = None, device: str = "cpu"):
+    """The angle per position of each channel pair of rotary embeddings, theta_i =
+    theta^(-2i / head_dim) for i < head_dim / 2 (float64), with Llama 3.1's ``scaling`` applied
+    when given (see ``rotary_embedding``); checks the settings as rotary_embedding does."""
+    if not isinstance(head_dim, int) or head_dim <= 0 or head_dim % 2:
+        raise ValueError(f"rotary_embedding: head_dim must be a positive even number, got {head_dim!r}")
+    if not (theta > 0 and np.isfinite(theta)):
+        raise ValueError(f"rotary_embedding: theta must be a positive number, got {theta}")
+    rotary.check_scaling(scaling)
+    return to_device(rotary.inverse_frequencies(head_dim, theta, scaling, np), device)
 
 
 def embedding(ids, weight: Tensor) -> Tensor:

@@ -104,6 +104,7 @@ class RotaryEmbedding(Module):
         super().__init__()
         if head_dim <= 0 or head_dim % 2:
             raise ValueError(f"RotaryEmbedding: head_dim must be a positive even number, got {head_dim}")
+        F.rotary_frequencies(head_dim, theta, scaling)  # checks theta and scaling now, not at the first call
         self.head_dim, self.theta, self.interleaved, self.scaling = head_dim, theta, interleaved, scaling
 
     def forward(self, x: Tensor, positions=None) -> Tensor:

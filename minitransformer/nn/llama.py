@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import backend
+from .. import functional as F
 from ..tensor import Tensor
-from ..ops.rotary import check_scaling
 from .attention import KVCache, LayerCache, causal_attention
 from .generation import GenerationMixin
 from .gpt import GPT
@@ -62,15 +62,14 @@ class LlamaConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"LlamaConfig: head_dim must be even (rotary pairs), got {self.head_dim}")
-        if not (self.rope_theta > 0) or not (self.rms_norm_eps >= 0):
-            raise ValueError(f"LlamaConfig: rope_theta must be > 0 and rms_norm_eps >= 0, got "
-                             f"{self.rope_theta} and {self.rms_norm_eps}")
+        if not self.rms_norm_eps >= 0:
+            raise ValueError(f"LlamaConfig: rms_norm_eps must be >= 0, got {self.rms_norm_eps}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LlamaConfig: dropout must be in [0, 1), got {self.dropout}")
-        try:
-            check_scaling(self.rope_scaling)
+        try:  # rope_theta and rope_scaling, checked as the rotary embedding will use them
+            F.rotary_frequencies(self.head_dim, self.rope_theta, self.rope_scaling)
         except ValueError as error:
-            raise ValueError(f"LlamaConfig: rope_scaling: {error}") from None
+            raise ValueError(f"LlamaConfig: {error}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)

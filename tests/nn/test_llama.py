@@ -200,7 +200,7 @@ def test_config_checks_its_values():
         nn.LlamaConfig(n_head=2, n_embd=6)
     with pytest.raises(ValueError, match="LlamaConfig: vocab_size must be a positive integer"):
         nn.LlamaConfig(vocab_size=0)
-    with pytest.raises(ValueError, match="LlamaConfig: rope_scaling: rotary_embedding: Llama 3 scaling is missing"):
+    with pytest.raises(ValueError, match="LlamaConfig: rotary_embedding: Llama 3 scaling is missing"):
         nn.LlamaConfig(rope_scaling={"factor": 8.0})
     with pytest.raises(ValueError, match=r"Llama: idx must be \(B, T\) token ids"):
         tiny_llama()(np.zeros(3, dtype=np.int64))
