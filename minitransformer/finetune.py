@@ -181,14 +181,16 @@ def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
 
 
 def newest_language_model_run(out_dir: str | Path) -> Path | None:
-    """The ``train`` run in ``out_dir`` with the newest checkpoint, or None."""
+    """The GPT ``train`` run in ``out_dir`` with the newest checkpoint, or None."""
     found = []
     for run_dir in Path(out_dir).glob("*/"):
         checkpoint_file = run_dir / "checkpoint" / checkpoint.CONFIG_FILE
         try:
-            is_language_model = "kind" not in read_run_config(run_dir)  # classifiers say "classifier"
+            info = read_run_config(run_dir)
         except ValueError:  # not a run folder, or another version's
             continue
+        # classifiers say "classifier"; a Llama-style run is no GPT trunk
+        is_language_model = "kind" not in info and info["config"].get("arch", "gpt") == "gpt"
         if is_language_model and checkpoint_file.is_file():
             found.append((checkpoint_file.stat().st_mtime, run_dir))
     return max(found)[1] if found else None

@@ -269,6 +269,7 @@ def test_n_kv_head_is_refused_for_gpt(corpus, tmp_path, capsys):
 
 def test_generate_streams_stops_at_a_stop_string_and_matches_without_the_cache(corpus, tmp_path, capsys):
     run_dir = train(tiny_config(corpus, tmp_path, "s", arch="llama"), out=open(os.devnull, "w"))
+    capsys.readouterr()  # the run's own results
     sampling = ["--prompt", "Return", "--max-new-tokens", 30, "--seed", 2, "--top-p", 0.9, "--min-p", 0.05,
                 "--repetition-penalty", 1.1]
     assert run_cli("generate", "--run", run_dir, *sampling) == 0
