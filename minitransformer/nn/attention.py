@@ -26,14 +26,14 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
     (Tq = 1) may see every key, so it needs no mask at all.
     """
     t_query, t_key = q.shape[-2], k.shape[-2]
+    grouped = {"enable_gqa": True} if enable_gqa else {}  # multi-head attention: the plain call
     if t_query == t_key:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p,
-                                              enable_gqa=enable_gqa)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p, **grouped)
     mask = None
     if t_query > 1:
         xp = array_module(q.data)
         mask = xp.tril(xp.ones((t_query, t_key), dtype=bool), k=t_key - t_query)  # (Tq, Tk)
-    return F.scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=dropout_p, enable_gqa=enable_gqa)
+    return F.scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=dropout_p, **grouped)
 
 
 class LayerCache:
