@@ -1,13 +1,13 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, scaling, train, startup (default: all, in that order). Each prints a
-table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number) and a plot
-beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is printed at the
-end), or ``--out DIR``. ``--update-results`` writes the committed ``benchmarks/results/<machine>/``
-instead: only when regenerating the reference numbers on purpose, on an idle machine.
-``--quick`` runs every suite on small sizes with few repetitions, a smoke test that finishes in
-well under a minute (the test suite runs it); its numbers are not meant to be quoted, and
-``--update-results`` refuses them.
+Suites: ops, step, profile, scaling, train, startup, generation (default: all, in that order).
+Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
+and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
+printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
+``benchmarks/results/<machine>/`` instead: only when regenerating the reference numbers on
+purpose, on an idle machine. ``--quick`` runs every suite on small sizes with few repetitions, a
+smoke test that finishes in well under a minute (the test suite runs it); its numbers are not
+meant to be quoted, and ``--update-results`` refuses them.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import ops, profile, scaling, startup, step, train
+from .suites import generation, ops, profile, scaling, startup, step, train
 
-SUITES = ("ops", "step", "profile", "scaling", "train", "startup")
+SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation")
 
 
 def main(argv=None) -> int:
@@ -83,8 +83,10 @@ def main(argv=None) -> int:
             result = scaling.run(args.quick, torch, threads, peak_gflops=peak["gflops"])
         elif suite == "train":
             result = train.run(args.quick)
-        else:
+        elif suite == "startup":
             result = startup.run(args.quick)
+        else:
+            result = generation.run(args.quick)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,
                    "seconds": time.perf_counter() - start, "load_average_after": list(os.getloadavg()),
                    **result}

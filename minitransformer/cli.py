@@ -1,7 +1,8 @@
 """``python -m minitransformer <command>`` (also the ``minitransformer`` console script).
 
-    train      train a character-level (or BPE) GPT; default: the standard library's docstrings
-    generate   sample text from a trained run
+    train      train a character-level (or BPE) GPT or Llama-style model; default: the standard
+               library's docstrings
+    generate   sample text from a trained run, streamed as it comes
     finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
                trained from random weights
     predict    classify texts with a fine-tuned run
@@ -25,7 +26,8 @@ import typing
 from .assignments import command as assignments_command
 from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
-from .generate import generate_text
+from .generate import stream_text
+from .nn import SamplingSettings
 from .runs import check_fields, field_type
 from .train import RESUMABLE_OVERRIDES, TrainConfig, train
 
@@ -118,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command", parser_class=CommandParser)
 
     train_parser = commands.add_parser(
-        "train", help="train a GPT language model",
-        description="Train a GPT language model into OUT_DIR/NAME/ (config, tokenizer, checkpoint, log.jsonl, "
+        "train", help="train a GPT (or Llama-style) language model",
+        description="Train a GPT (or, with --arch llama, a Llama-style) language model into OUT_DIR/NAME/ (config, tokenizer, checkpoint, log.jsonl, "
                     "loss.png, samples.txt). Flags are nanoGPT's config names; its spellings --max_iters 10 and "
                     "--max_iters=10 work too. Ctrl-C writes a checkpoint; --resume continues from it.")
     train_parser.add_argument("--config", metavar="FILE", help="JSON file of option values (flags given here win)")
@@ -136,11 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     generate_parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     generate_parser.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to sample")
     generate_parser.add_argument("--temperature", type=float, default=0.8, metavar="T",
-                                 help="divides the logits: below 1 sharper, above 1 more random")
+                                 help="divides the logits: below 1 sharper, above 1 more random, 0 greedy "
+                                      "(default: 0.8)")
     generate_parser.add_argument("--top-k", type=int, default=None, metavar="K",
                                  help="sample among the K likeliest tokens only (default: all of them)")
+    generate_parser.add_argument("--top-p", type=float, default=None, metavar="P",
+                                 help="nucleus: sample among the likeliest tokens whose probabilities add up "
+                                      "to P (default: off)")
+    generate_parser.add_argument("--min-p", type=float, default=None, metavar="P",
+                                 help="sample among tokens at least P times as likely as the likeliest "
+                                      "(default: off)")
+    generate_parser.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R",
+                                 help="above 1 makes tokens already in the text less likely (default: 1, off)")
+    generate_parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                                 help="end the text before TEXT; may be given several times")
     generate_parser.add_argument("--seed", type=int, default=None,
                                  help="random seed, for reproducible samples (default: a fresh one each time)")
+    generate_parser.add_argument("--no-cache", dest="use_cache", action="store_false",
+                                 help="recompute the whole context for every token (slower, the same text)")
     generate_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
     finetune_parser = commands.add_parser(
@@ -198,9 +213,12 @@ def run_command(args: argparse.Namespace) -> None:
             train(_config_from_file_and_flags("train", TrainConfig, args.config, given), out=sys.stderr,
                   results=sys.stdout)
     elif args.command == "generate":
-        text = generate_text(args.run, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-                             args.seed, args.device, out=sys.stderr)
-        print(text)
+        settings = SamplingSettings(args.temperature, args.top_k, args.top_p, args.min_p, args.repetition_penalty)
+        for piece in stream_text(args.run, args.prompt, args.max_new_tokens, settings, tuple(args.stop),
+                                 args.seed, args.device, args.use_cache, out=sys.stderr):
+            sys.stdout.write(piece)
+            sys.stdout.flush()  # each piece as soon as it is sampled
+        print()
     elif args.command == "finetune":
         config = _config_from_file_and_flags("finetune", FinetuneConfig, args.config, _given(args, FinetuneConfig))
         finetune(config, out=sys.stderr, results=sys.stdout)

@@ -178,7 +178,10 @@ def _scratch_gpt_classifier(config: FinetuneConfig, texts, num_classes: int, gpt
 def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
     """(model, tokenizer) for --from-run (a GPT) or --pretrained (a BERT encoder)."""
     if config.from_run:
-        gpt, tokenizer, _ = load_run(config.from_run)
+        gpt, tokenizer, info = load_run(config.from_run)
+        if not isinstance(gpt, GPT):
+            raise ValueError(f"finetune: --from-run {config.from_run} holds a {info['config']['arch']} model; "
+                             "fine-tuning starts from GPT runs (train --arch gpt)")
         model = GPTClassifier(gpt.train(), num_classes, config.pooling, config.dropout, config.l2)
         return model, tokenizer
     from .pretrained import load_tokenizer as load_wordpiece
@@ -193,14 +196,18 @@ def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
 
 
 def newest_language_model_run(out_dir: str | Path) -> Path | None:
-    """The ``train`` run in ``out_dir`` with the newest checkpoint, or None."""
+    """The GPT ``train`` run in ``out_dir`` with the newest checkpoint, or None."""
     found = []
     for run_dir in Path(out_dir).glob("*/"):
         checkpoint_file = run_dir / "checkpoint" / checkpoint.ARRAYS_FILE
         try:
-            is_language_model = read_run_info(run_dir).get("kind", "lm") == "lm"
+            info = read_run_info(run_dir)
         except ValueError:  # not a run folder, or another version's
             continue
+        # classifiers say "classifier"; a Llama-style run is no GPT trunk
+        config = info.get("config")
+        is_language_model = (info.get("kind", "lm") == "lm" and isinstance(config, dict)
+                             and config.get("arch", "gpt") == "gpt")
         if is_language_model and checkpoint_file.is_file():
             found.append((checkpoint_file.stat().st_mtime, run_dir))
     return max(found)[1] if found else None

@@ -5,8 +5,10 @@ Each checks its inputs and calls one op (or composes a few); the formulas live o
 
 from __future__ import annotations
 
-from .backend import array_module, device_of, is_array
-from .ops import attention, elementwise, loss, matmul, normalization
+import numpy as np  # shape arithmetic only
+
+from .backend import array_module, device_of, is_array, to_device
+from .ops import attention, elementwise, loss, matmul, normalization, rotary
 from .ops import embedding as embedding_op
 from .ops import softmax as softmax_op
 from .ops.dropout import Dropout
@@ -48,6 +50,11 @@ def sigmoid(x: Tensor) -> Tensor:
     return elementwise.Sigmoid.apply(x)
 
 
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x), the activation of SwiGLU (also called swish)."""
+    return elementwise.SiLU.apply(_as_tensor(x, "silu"))
+
+
 def tanh(x: Tensor) -> Tensor:
     return elementwise.Tanh.apply(x)
 
@@ -68,6 +75,59 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         weight = Tensor(array_module(x.data).ones(x.shape[-1], dtype=x.dtype))
     params = (weight,) if bias is None else (weight, bias)
     return normalization.LayerNorm.apply(x, *params, eps=eps)
+
+
+def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 1e-6) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the last axis (no centring, no bias)."""
+    x = _as_tensor(x, "rms_norm")
+    if weight is None:
+        weight = Tensor(array_module(x.data).ones(x.shape[-1:], dtype=x.dtype))
+    return normalization.RMSNorm.apply(x, weight, eps=eps)
+
+
+def rotary_embedding(x: Tensor, positions=None, theta: float = 10000.0, interleaved: bool = False,
+                     scaling: dict | None = None) -> Tensor:
+    """Rotary position embedding of queries or keys x (..., T, D): the channel pairs of the token
+    at position m turned by the angles m * theta_i, theta_i = theta^(-2i / D).
+
+    ``positions``: integer positions (T,), or (B, T) for x (B, nh, T, D) (one row per sequence:
+    a cache offset, left padding); default 0 .. T-1. ``interleaved``: pairs (x_0, x_1), (x_2,
+    x_3)... as in RoFormer and Meta's Llama code; default False: pairs (x_i, x_{i+D/2}) as in
+    Hugging Face's checkpoints. ``scaling``: Llama 3.1's frequency scaling, a dict with its
+    config's ``rope_scaling`` keys (factor, low_freq_factor, high_freq_factor,
+    original_max_position_embeddings), or None.
+    """
+    x = _as_tensor(x, "rotary_embedding")
+    xp = array_module(x.data)
+    positions = xp.arange(x.shape[-2]) if positions is None else _as_array(positions, x, "rotary_embedding", "positions")
+    rotary.check_rotary_inputs(x.data, positions, theta)
+    rotary.check_scaling(scaling)
+    if positions.ndim == 2 and x.ndim == 4:  # (B, T) -> (B, 1, T): the same for every head
+        positions = positions[:, None, :]
+    try:
+        fits = np.broadcast_shapes(positions.shape, x.shape[:-1]) == x.shape[:-1]
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"rotary_embedding: positions {describe(positions)} don't fit the input {describe(x)}; "
+            "expected (T,) or (B, T) for an input (..., T, D) or (B, nh, T, D)"
+        )
+    inv_freq = rotary.inverse_frequencies(x.shape[-1], theta, scaling, xp)  # (D/2,)
+    cos, sin = rotary.rotation_tables(positions, inv_freq, x.dtype)  # (..., T, D/2) each
+    return rotary.RotaryEmbedding.apply(x, cos=cos, sin=sin, interleaved=bool(interleaved))
+
+
+def rotary_frequencies(head_dim: int, theta: float = 10000.0, scaling: dict | None = None, device: str = "cpu"):
+    """The angle per position of each channel pair of rotary embeddings, theta_i =
+    theta^(-2i / head_dim) for i < head_dim / 2 (float64), with Llama 3.1's ``scaling`` applied
+    when given (see ``rotary_embedding``); checks the settings as rotary_embedding does."""
+    if not isinstance(head_dim, int) or head_dim <= 0 or head_dim % 2:
+        raise ValueError(f"rotary_embedding: head_dim must be a positive even number, got {head_dim!r}")
+    if not (theta > 0 and np.isfinite(theta)):
+        raise ValueError(f"rotary_embedding: theta must be a positive number, got {theta}")
+    rotary.check_scaling(scaling)
+    return to_device(rotary.inverse_frequencies(head_dim, theta, scaling, np), device)
 
 
 def embedding(ids, weight: Tensor) -> Tensor:
@@ -157,20 +217,44 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
 
 
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, is_causal: bool = False,
-                                 dropout_p: float = 0.0, scale: float | None = None) -> Tensor:
+                                 dropout_p: float = 0.0, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
     """softmax(Q K^T / sqrt(d_k) + mask) V   (F14) over (..., T, hs) tensors, e.g. (B, nh, T, hs).
 
     ``mask``: boolean (True = may attend) or float (added to the scores), broadcastable to
-    (..., Tq, Tk); ``is_causal``: position t attends to keys 0..t only.
+    (..., Tq, Tk); ``is_causal``: query i attends to keys 0..i only (aligned at the top left, as
+    in PyTorch: for queries that continue a longer sequence of keys pass a boolean mask instead).
+    ``enable_gqa``: grouped-query attention (Ainslie et al. 2023): k and v (B, n_kv, Tk, hs) have
+    fewer heads than q (B, nh, Tq, hs), n_kv dividing nh; query head h reads key/value head
+    h // (nh / n_kv) (n_kv = 1 is multi-query attention).
     """
     q, k, v = (_as_tensor(t, "scaled_dot_product_attention") for t in (q, k, v))
     mask = None if mask is None else _as_array(mask, q, "scaled_dot_product_attention", "mask")
+    if enable_gqa:
+        k, v = (repeat_kv_heads(t, q) for t in (k, v))
     attention.check_attention_inputs(q.data, k.data, v.data, mask)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
     return attention.ScaledDotProductAttention.apply(
         q, k, v, mask=mask, is_causal=is_causal, dropout_p=dropout_p, scale=scale
     )
+
+
+def repeat_kv_heads(x: Tensor, q: Tensor) -> Tensor:
+    """Keys or values (..., n_kv, T, hs) with each head repeated nh / n_kv times in a row, to
+    match q's nh heads: (..., nh, T, hs). The gradient of each copy adds up into its head
+    (broadcast_to's backward), as it should: one key/value head serves a group of queries."""
+    if q.ndim < 3 or x.ndim != q.ndim or q.shape[-3] % x.shape[-3]:
+        raise ValueError(
+            f"scaled_dot_product_attention: enable_gqa needs q (..., nh, Tq, hs) and k, v "
+            f"(..., n_kv, Tk, hs) with n_kv dividing nh; got q {describe(q)} and {describe(x)}"
+        )
+    n_kv, groups = x.shape[-3], q.shape[-3] // x.shape[-3]
+    if groups == 1:
+        return x
+    lead, tail = x.shape[:-3], x.shape[-2:]
+    x = x.reshape(lead + (n_kv, 1) + tail).broadcast_to(lead + (n_kv, groups) + tail)
+    return x.reshape(lead + (n_kv * groups,) + tail)  # (..., nh, T, hs)
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding: int = 0) -> Tensor:

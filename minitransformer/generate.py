@@ -1,56 +1,77 @@
-"""Sample text from a trained run."""
+"""Sample text from a trained run, streamed piece by piece as the tokens come."""
 
 from __future__ import annotations
 
-import math
 import sys
+from typing import Iterator
 
 import numpy as np
 
 from . import backend
+from .nn.generation import SamplingSettings, generate_tokens
 from .train import load_run
 
 
 MAX_NEW_TOKENS = 100_000
-PROGRESS_CHUNK = 500  # tokens between progress notes of a long generation
 
 
-def generate_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, temperature: float = 0.8,
-                  top_k: int | None = None, seed: int | None = None, device: str = "cpu", out=None) -> str:
-    """The prompt followed by ``max_new_tokens`` sampled tokens, decoded to text.
+def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings: SamplingSettings | None = None,
+                stop: tuple[str, ...] = (), seed: int | None = None, device: str = "cpu", use_cache: bool = True,
+                out=None) -> Iterator[str]:
+    """The prompt, then the sampled text in pieces as it is generated (joined: the whole text).
 
     A prompt longer than the model's context is cropped to its last block_size tokens (with a
     note on ``out``); characters the tokenizer cannot encode raise a ValueError listing them.
-    A generation longer than PROGRESS_CHUNK tokens notes its progress on ``out``.
+    ``stop``: strings that end the text; the first one to appear is cut off with what follows.
+    Text is held back while it could still be the start of a stop string, or half a character
+    (a byte-level token may end inside a UTF-8 sequence).
     """
     out = out or sys.stderr
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ValueError(f"generate: --max-new-tokens must be an integer in [0, {MAX_NEW_TOKENS}], got {max_new_tokens!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"generate: --temperature must be a finite number > 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"generate: --top-k must be an integer >= 1, got {top_k!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"generate: --seed must be an integer >= 0, got {seed!r}")
+    if any(not s for s in stop):
+        raise ValueError("generate: a stop string must not be empty")
+    settings = settings or SamplingSettings()
     if device == "cuda":
         backend.require_cupy("generate --device cuda")
     model, tokenizer, _ = load_run(run_dir, device)
-    if seed is not None:
-        backend.manual_seed(seed)
     ids = tokenizer.encode(prompt) or tokenizer.encode("\n")[:1] or [0]
     block_size = model.config.block_size
     if len(ids) > block_size:
         print(f"note: the prompt has {len(ids)} tokens; the model sees only the last {block_size}", file=out)
-    # In chunks, each continuing the last block_size tokens: generate() sees no more than those
-    # and its RNG runs on, so the chunks sample exactly the tokens of one call, and a long
-    # generation neither re-copies its whole history every token nor runs without a word.
-    generated = list(ids)
-    for done in range(0, max_new_tokens, PROGRESS_CHUNK):
-        context = backend.to_device(np.array([generated[-block_size:]], dtype=np.int64), device)  # (1, T)
-        count = min(PROGRESS_CHUNK, max_new_tokens - done)
-        result = model.generate(context, count, temperature=temperature, top_k=top_k).data  # (1, T + count)
-        generated += backend.to_numpy(result)[0, -count:].tolist()
-        if max_new_tokens > PROGRESS_CHUNK:
-            print(f"generated {done + count:,}/{max_new_tokens:,} tokens", file=out, flush=True)
-    return tokenizer.decode(generated)
+    context = backend.to_device(np.array([ids], dtype=np.int64), device)
+    steps = generate_tokens(model, context, max_new_tokens, settings, seed=seed, use_cache=use_cache)
+    yield prompt
+    new_ids, shown = [], 0
+    for next_ids in steps:
+        new_ids.append(int(backend.to_numpy(next_ids)[0]))
+        text = tokenizer.decode(new_ids)
+        cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+        if cut >= 0:
+            yield text[shown:cut]
+            return
+        complete = text.rstrip("\ufffd")
+        safe = len(complete) - _partial_stop(complete, stop)
+        if safe > shown:
+            yield text[shown:safe]
+            shown = safe
+    yield tokenizer.decode(new_ids)[shown:]
+
+
+def _partial_stop(text: str, stop) -> int:
+    """Length of the longest end of ``text`` that begins some stop string (it may go on)."""
+    return max((n for s in stop for n in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:n])),
+               default=0)
+
+
+def generate_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, temperature: float = 0.8,
+                  top_k: int | None = None, seed: int | None = None, device: str = "cpu", out=None,
+                  **options) -> str:
+    """The prompt followed by ``max_new_tokens`` sampled tokens, decoded to text (``options``:
+    top_p, min_p, repetition_penalty, stop, use_cache; see ``stream_text``)."""
+    sampling = {k: options.pop(k) for k in ("top_p", "min_p", "repetition_penalty") if k in options}
+    settings = SamplingSettings(temperature=temperature, top_k=top_k, **sampling)
+    return "".join(stream_text(run_dir, prompt, max_new_tokens, settings, seed=seed, device=device, out=out,
+                               **options))

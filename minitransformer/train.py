@@ -1,4 +1,4 @@
-"""Train a GPT language model on text, nanoGPT style, into a run directory.
+"""Train a GPT (or Llama-style, ``arch``) language model on text, nanoGPT style, into a run directory.
 
     runs/NAME/config.json      the TrainConfig (and what the data and vocabulary were)
     runs/NAME/tokenizer.json   the tokenizer, to encode prompts later
@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, checkpoint, data
+from . import architectures, backend, checkpoint, data
 from .autograd import no_grad
 from .atomic import atomic_open, atomic_write_text
-from .nn import GPT, GPTConfig
+from .nn import Module
 from .optim import clip_grad_norm, cosine_lr, set_lr
 from .progress import Progress
 from .runs import (DivergenceGuard, RunDirectory, StopFlag, check_config, check_run_files, from_dict, global_grad_norm,
@@ -61,13 +61,16 @@ class TrainConfig:
     vocab_size: int = option("vocabulary size for --tokenizer bpe", 512, bounds="[257, inf)")
     out_dir: str = option("folder that holds run directories", "runs")
     name: str | None = option("run directory name (default: a timestamp)")
+    arch: str = option("model architecture", "gpt", choices=tuple(architectures.ARCHITECTURES))
     batch_size: int = option("sequences per step (B)", 12, bounds="[1, inf)")
     block_size: int = option("context length in tokens (T)", 64, bounds="[1, inf)")
     n_layer: int = option("transformer blocks", 4, bounds="[1, inf)")
     n_head: int = option("attention heads per block", 4, bounds="[1, inf)")
+    n_kv_head: int | None = option("key/value heads per block, dividing n_head (--arch llama; default: n_head)",
+                                   bounds="[1, inf)")
     n_embd: int = option("embedding width (C)", 128, bounds="[1, inf)")
     dropout: float = option("dropout probability", 0.0, bounds="[0, 1)")
-    bias: bool = option("biases in Linear and LayerNorm layers", True)
+    bias: bool = option("biases in Linear and LayerNorm layers (--arch gpt; Llama has none)", True)
     learning_rate: float = option("peak learning rate", 1e-3, bounds="(0, inf)")
     min_lr: float = option("learning rate at the end of the cosine decay", 1e-4, bounds="[0, inf)")
     warmup_iters: int = option("linear warmup steps", 100, bounds="[0, inf)")
@@ -94,10 +97,16 @@ class TrainConfig:
             raise ValueError(f"train: --min-lr ({self.min_lr}) must not exceed --learning-rate ({self.learning_rate})")
         if self.n_embd % self.n_head:
             raise ValueError(f"train: --n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
+        architecture = architectures.get(self.arch)
+        if self.n_kv_head is not None and "n_kv_head" not in architecture.hyperparameters:
+            raise ValueError(f"train: --n-kv-head applies to --arch llama, not --arch {self.arch}")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            raise ValueError(f"train: --n-head ({self.n_head}) must be divisible by --n-kv-head ({self.n_kv_head})")
 
-    def model_config(self, vocab_size: int) -> GPTConfig:
-        return GPTConfig(block_size=self.block_size, vocab_size=vocab_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias)
+    def model_config(self, vocab_size: int):
+        """The config of the ``arch`` model (GPTConfig, LlamaConfig) for this vocabulary."""
+        values = {**dataclasses.asdict(self), "vocab_size": vocab_size}
+        return architectures.get(self.arch).model_config(values)
 
 
 # --- the pieces of a run -----------------------------------------------------------------------
@@ -120,7 +129,7 @@ def unigram_loss(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) ->
     return float(-log_probs[val_ids].mean())
 
 
-def estimate_loss(model: GPT, splits: dict, config: TrainConfig, seed: int) -> dict:
+def estimate_loss(model: Module, splits: dict, config: TrainConfig, seed: int) -> dict:
     """Mean loss over eval_iters batches of each split, in eval mode, without a graph.
 
     The batches come from their own generator (seeded by ``seed``), so evaluating never moves
@@ -275,7 +284,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
         return run_dir
 
 
-def _evaluate(model: GPT, prepared: _Prepared, config: TrainConfig, iter_num: int, guard: DivergenceGuard, log,
+def _evaluate(model: Module, prepared: _Prepared, config: TrainConfig, iter_num: int, guard: DivergenceGuard, log,
               progress: Progress) -> dict:
     """Estimate both splits' losses, check them, log them; the log record."""
     losses = estimate_loss(model, prepared.splits, config, seed=config.seed + iter_num)
@@ -286,7 +295,7 @@ def _evaluate(model: GPT, prepared: _Prepared, config: TrainConfig, iter_num: in
     return record
 
 
-def _save(folder: RunDirectory, model: GPT, optimizer, iter_num: int, last_eval: dict | None,
+def _save(folder: RunDirectory, model: Module, optimizer, iter_num: int, last_eval: dict | None,
           guard: DivergenceGuard) -> None:
     folder.save_checkpoint(model, optimizer, {"iter_num": iter_num, "rng_state": backend.get_rng_state(),
                                               "last_eval": last_eval, "skipped_steps": guard.skipped})
@@ -318,7 +327,7 @@ class _Prepared:
     """What a run needs, made and checked before its directory is touched."""
 
     tokenizer: object
-    model: GPT
+    model: Module
     optimizer: object
     splits: dict
     baseline: float
@@ -347,7 +356,7 @@ def _prepare(config: TrainConfig, run_dir: Path | None) -> _Prepared:
             f"{config.block_size + 1}; use more text or a smaller --block-size"
         )
     backend.manual_seed(config.seed)
-    model = GPT(config.model_config(tokenizer.vocab_size)).to(config.device)
+    model = architectures.get(config.arch).model(config.model_config(tokenizer.vocab_size)).to(config.device)
     optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
     return _Prepared(tokenizer, model, optimizer, {"train": train_ids, "val": val_ids},
                      unigram_loss(train_ids, val_ids, tokenizer.vocab_size), len(text), len(ids), data_sha256)
@@ -357,7 +366,7 @@ def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _write_samples(model: GPT, tokenizer, config: TrainConfig, run_dir: Path, count: int = 3) -> list[str]:
+def _write_samples(model: Module, tokenizer, config: TrainConfig, run_dir: Path, count: int = 3) -> list[str]:
     start = _start_token(tokenizer)
     samples = []
     for _ in range(count):
@@ -448,10 +457,14 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     info = read_run_info(run_dir, kind="lm")
     check_run_files(run_dir, checkpoint.read_config(run_dir / "checkpoint", verify=False)["extra"])
     tokenizer = data.load_tokenizer(run_dir / "tokenizer.json")
-    model_config = from_dict(GPTConfig, info.get("model"), f"{run_dir / 'config.json'}: model", complete=True)
+    saved_config = info.get("config")
+    arch = saved_config.get("arch", "gpt") if isinstance(saved_config, dict) else "gpt"  # older runs: GPT
+    architecture = architectures.get(arch)
+    model_config = from_dict(architecture.config, info.get("model"), f"{run_dir / 'config.json'}: model",
+                             complete=True)
     if model_config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"{run_dir}: the model's vocabulary has {model_config.vocab_size} tokens but "
                          f"tokenizer.json has {tokenizer.vocab_size}")
-    model = GPT(model_config)
+    model = architecture.model(model_config)
     checkpoint.load(run_dir / "checkpoint", model)
     return model.to(device).eval(), tokenizer, info

@@ -51,7 +51,7 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup"}
+    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -61,7 +61,8 @@ def test_every_suite_writes_json_with_the_machine(quick_results):
 def test_ops_times_fused_and_composed_for_every_op(quick_results):
     _, results = quick_results
     rows = results["ops"]["results"]
-    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "embedding", "gelu"}
+    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "embedding", "gelu",
+           "rms_norm", "silu", "rotary"}
     assert {row["op"] for row in rows} == ops
     for row in rows:
         assert row["mode"] in ("forward", "forward+backward")
@@ -186,3 +187,13 @@ def test_plots_say_when_pytorch_was_missing(quick_results, tmp_path):
         assert "--quick" in run_notes(without_torch)
     if "torch" in results["step"]["machine"]:
         assert "PyTorch" not in run_notes(results["step"])
+
+
+def test_generation_times_cached_and_uncached_for_both_models(quick_results):
+    _, results = quick_results
+    rows = results["generation"]["results"]
+    assert {row["arch"] for row in rows} == {"gpt", "llama"}
+    for row in rows:
+        assert row["cached_ms"] > 0 and row["uncached_ms"] > 0
+        assert row["speedup"] == row["uncached_ms"] / row["cached_ms"]
+        assert row["cache_bytes_per_token"] > 0

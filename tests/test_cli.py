@@ -234,6 +234,56 @@ def test_generate_rejects_characters_outside_the_vocabulary(corpus, tmp_path, ca
     assert len(err) == 1 and "ü" in err[0] and "∑" in err[0]
 
 
+def test_llama_runs_resume_exactly_and_sample_like_gpt_runs(corpus, tmp_path):
+    """--arch llama: the same run directory, resume equality and samples as a GPT run (and a
+    clear refusal from finetune, which builds on GPT runs)."""
+    config = dict(arch="llama", n_kv_head=1)
+    straight = train(tiny_config(corpus, tmp_path, "llama", **config), out=open(os.devnull, "w"))
+    interrupted = train(tiny_config(corpus, tmp_path, "llama-halves", **config), stop_after=3,
+                        out=open(os.devnull, "w"))
+    train(resume=interrupted, out=open(os.devnull, "w"))
+    a, _, info = load_run(straight)
+    b, _, _ = load_run(interrupted)
+    assert type(a).__name__ == "Llama" and info["model"]["n_kv_head"] == 1
+    assert "model.layers.0.self_attn.k_proj.weight" in a.state_dict()
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        np.testing.assert_array_equal(pa, pb, err_msg=name)
+    assert {p.name for p in straight.iterdir()} >= {"config.json", "tokenizer.json", "checkpoint", "log.jsonl",
+                                                   "loss.png", "samples.txt"}
+    assert run_cli("finetune", "--from-run", straight, "--out-dir", tmp_path, "--name", "ft") == 1
+    assert not (tmp_path / "ft").exists()
+
+
+def test_a_run_written_before_architectures_loads_as_gpt(corpus, tmp_path):
+    run_dir = train(tiny_config(corpus, tmp_path, "before", max_iters=2), out=open(os.devnull, "w"))
+    info = json.loads((run_dir / "config.json").read_text())
+    del info["config"]["arch"], info["config"]["n_kv_head"]
+    (run_dir / "config.json").write_text(json.dumps(info))
+    assert type(load_run(run_dir)[0]).__name__ == "GPT"
+
+
+def test_n_kv_head_is_refused_for_gpt(corpus, tmp_path, capsys):
+    assert run_cli("train", "--data", corpus, "--out-dir", tmp_path, "--n-kv-head", 1, *TINY) == 1
+    assert "--n-kv-head applies to --arch llama, not --arch gpt" in capsys.readouterr().err
+
+
+def test_generate_streams_stops_at_a_stop_string_and_matches_without_the_cache(corpus, tmp_path, capsys):
+    run_dir = train(tiny_config(corpus, tmp_path, "s", arch="llama"), out=open(os.devnull, "w"))
+    capsys.readouterr()  # the run's own results
+    sampling = ["--prompt", "Return", "--max-new-tokens", 30, "--seed", 2, "--top-p", 0.9, "--min-p", 0.05,
+                "--repetition-penalty", 1.1]
+    assert run_cli("generate", "--run", run_dir, *sampling) == 0
+    full = capsys.readouterr().out
+    assert run_cli("generate", "--run", run_dir, *sampling, "--no-cache") == 0
+    assert capsys.readouterr().out == full
+    stop = full[len("Return") + 5: len("Return") + 7]  # two characters the model wrote
+    assert run_cli("generate", "--run", run_dir, *sampling, "--stop", stop) == 0
+    cut = capsys.readouterr().out
+    assert cut == full[:full.index(stop, len("Return"))] + "\n" and stop not in cut[len("Return"):]
+    assert run_cli("generate", "--run", run_dir, "--top-p", 0) == 1
+    assert "generate: top_p must be in (0, 1]" in capsys.readouterr().err
+
+
 def test_bpe_tokenizer_run(corpus, tmp_path):
     assert run_cli("train", "--data", corpus, "--out-dir", tmp_path, "--name", "bpe", "--tokenizer", "bpe",
                    "--vocab-size", 300, "--max-iters", 2, *TINY) == 0

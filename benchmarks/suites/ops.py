@@ -6,8 +6,9 @@ forward + backward (with a fixed upstream gradient), alternating the implementat
     composed  the same formula built from primitive ops (a node per exp, sum, divide, ...)
     torch     torch.nn.functional, when PyTorch is installed
 The shapes are those the op sees inside the GPT: attention scores (B, nh, T, T) for softmax,
-logits (B T, V) for log-softmax and cross-entropy, (B, T, C) for layer norm, (B, T, 4C) for
-GELU, (B, nh, T, hs) for attention, ids (B, T) into a (V, C) table for embedding.
+logits (B T, V) for log-softmax and cross-entropy, (B, T, C) for layer norm and RMS norm,
+(B, T, 4C) for GELU and SiLU, (B, nh, T, hs) for attention and rotary embeddings, ids (B, T)
+into a (V, C) table for embedding.
 """
 
 from __future__ import annotations
@@ -74,6 +75,32 @@ def composed_gelu(x):
     return x * 0.5 * (1 + Erf.apply(x * (1 / math.sqrt(2))))
 
 
+def composed_rms_norm(x, weight, eps=1e-6):
+    return x / ((x * x).mean(axis=-1, keepdims=True) + eps).sqrt() * weight
+
+
+def composed_silu(x):
+    return x * x.sigmoid()
+
+
+def composed_rotary(x, cos, sin):
+    """Hugging Face's form: x cos + rotate_half(x) sin, cos and sin (T, hs) (each angle twice)."""
+    half = x.shape[-1] // 2
+    rotated = mt.concat([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+def rotary_tables(T, hs):
+    angles = np.arange(T)[:, None] * 10000.0 ** (-np.arange(0, hs, 2) / hs)  # (T, hs/2)
+    angles = np.concatenate([angles, angles], axis=-1)  # (T, hs)
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def torch_rotary(torch, x, cos, sin):
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
 # --- the cases ----------------------------------------------------------------------------------
 
 def make_cases(B, T, C, nh, V, rng):
@@ -85,6 +112,7 @@ def make_cases(B, T, C, nh, V, rng):
     targets = rng.integers(0, V, size=B * T)
     ids = rng.integers(0, V, size=(B, T))
     causal_bias = np.where(np.tril(np.ones((T, T), dtype=bool)), 0, -np.inf).astype(np.float32)
+    cos, sin = rotary_tables(T, hs)
     return {
         "softmax": ([normal(B, nh, T, T)], (),
                     {"fused": F.softmax, "composed": composed_softmax},
@@ -109,6 +137,16 @@ def make_cases(B, T, C, nh, V, rng):
         "gelu": ([normal(B, T, 4 * C)], (),
                  {"fused": F.gelu, "composed": composed_gelu},
                  lambda torch, x: torch.nn.functional.gelu(x)),
+        "rms_norm": ([normal(B, T, C), 1 + normal(C, scale=0.1)], (),
+                     {"fused": F.rms_norm, "composed": composed_rms_norm},
+                     lambda torch, x, w: torch.nn.functional.rms_norm(x, (C,), w, eps=1e-6)),
+        "silu": ([normal(B, T, 4 * C)], (),
+                 {"fused": F.silu, "composed": composed_silu},
+                 lambda torch, x: torch.nn.functional.silu(x)),
+        "rotary": ([normal(B, nh, T, hs)], (cos, sin),
+                   {"fused": lambda x, c, s: F.rotary_embedding(x),
+                    "composed": lambda x, c, s: composed_rotary(x, mt.tensor(c), mt.tensor(s))},
+                   torch_rotary),
     }
 
 

@@ -221,9 +221,10 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         id="a6",
         title="The GPT training loop and sampling",
         lessons=("12",),
-        files=("minitransformer/nn/gpt.py", "minitransformer/train.py"),
+        files=("minitransformer/nn/generation.py", "minitransformer/train.py"),
         parts=(
-            _part("GPT.generate", 10, "tests/nn/test_gpt.py::test_generate_*", "tests/nn/test_gpt.py::test_top_k_*",
+            _part("sampling: next_token_probabilities and draw", 10, "tests/nn/test_gpt.py::test_generate_*",
+                  "tests/nn/test_gpt.py::test_top_k_*",
                   "tests/nn/test_gpt.py::test_samples_follow_softmax_of_logits_over_temperature"),
             _part("the training step in train()", 10, "tests/assignments/test_a6_training.py::*",
                   "tests/test_cli.py::test_interrupted_and_resumed_run_equals_straight_run"),

@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..autograd import no_grad
 from ..tensor import Tensor, arange
+from .attention import KVCache, LayerCache, causal_attention
+from .generation import GenerationMixin
 from .layers import Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleDict, ModuleList, Parameter, new_parameter
 
@@ -53,7 +54,8 @@ class CausalSelfAttention(Module):
 
     One Linear makes queries, keys and values for all heads at once (c_attn), each head
     computes softmax(q k^T / sqrt(hs)) v (F14) on its own slice of the channels, and c_proj
-    mixes the heads' outputs back together.
+    mixes the heads' outputs back together. With a ``cache`` (generation), x holds only the new
+    tokens: their keys and values join those of the earlier ones kept there.
     """
 
     def __init__(self, config: GPTConfig):
@@ -64,12 +66,14 @@ class CausalSelfAttention(Module):
         self.resid_dropout = Dropout(config.dropout)
         self.n_head, self.n_embd = config.n_head, config.n_embd
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: LayerCache | None = None) -> Tensor:
         # BEGIN SOLUTION a4
         q, k, v = self.c_attn(x).split(3, axis=2)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # 3 x (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, nh, T_cached + T, hs)
         dropout_p = self.attn_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
+        y = causal_attention(q, k, v, dropout_p=dropout_p)  # (B, nh, T, hs)
         return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, T, C)
         # END SOLUTION a4
 
@@ -128,12 +132,12 @@ class Block(Module):
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, cache: LayerCache | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(Module):
+class GPT(GenerationMixin, Module):
     """Token + position embeddings, n_layer blocks, a final LayerNorm and a language-model
     head whose weight is the token embedding's (weight tying)."""
 
@@ -169,31 +173,34 @@ class GPT(Module):
         total = super().num_parameters()
         return total - self.transformer.wpe.weight.size if non_embedding else total
 
-    def hidden_states(self, idx) -> Tensor:
+    def hidden_states(self, idx, cache: KVCache | None = None) -> Tensor:
         """idx (B, T) token ids -> the final LayerNorm's output (B, T, C): the features the
-        language-model head reads (and a classification head can read too)."""
+        language-model head reads (and a classification head can read too). With a ``cache``
+        the tokens continue the ones it holds: their positions start at ``cache.length``."""
         ids = idx.data if isinstance(idx, Tensor) else idx
         if ids.ndim != 2:
             raise ValueError(f"GPT: idx must be (B, T) token ids, got shape {tuple(ids.shape)}")
         B, T = ids.shape
-        if T > self.config.block_size:
+        start = 0 if cache is None else cache.length
+        if start + T > self.config.block_size:
             raise ValueError(
-                f"GPT: cannot forward a sequence of length {T}: block_size is only "
+                f"GPT: cannot forward a sequence of length {start + T}: block_size is only "
                 f"{self.config.block_size} (crop the context, as generate() does)"
             )
-        pos = arange(T, device=backend.device_of(ids)).data  # (T,)
+        pos = arange(start, start + T, device=backend.device_of(ids)).data  # (T,)
         tok_emb = self.transformer.wte(ids)  # (B, T, C)
         pos_emb = self.transformer.wpe(pos)  # (T, C)
         x = self.transformer.drop(tok_emb + pos_emb)
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, None if cache is None else cache.layers[i])
         return self.transformer.ln_f(x)
 
-    def forward(self, idx, targets=None) -> tuple[Tensor, Tensor | None]:
+    def forward(self, idx, targets=None, cache: KVCache | None = None) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) token ids -> (logits, loss). With targets (B, T): logits (B, T, V) and
         the mean cross-entropy of predicting each next token (F7, targets -1 ignored);
-        without: logits (B, 1, V) for the last position only (all that sampling needs)."""
-        x = self.hidden_states(idx)  # (B, T, C)
+        without: logits (B, 1, V) for the last position only (all that sampling needs).
+        ``cache``: a KVCache that idx continues (generation), filled with idx's keys and values."""
+        x = self.hidden_states(idx, cache)  # (B, T, C)
         if targets is None:
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
         targets = targets.data if isinstance(targets, Tensor) else targets
@@ -232,37 +239,3 @@ class GPT(Module):
         groups = [{"params": decay, "weight_decay": weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         return AdamW(groups, lr=learning_rate, betas=betas)
-
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None):
-        """Append max_new_tokens sampled tokens to idx (B, T), one at a time, feeding the
-        model its own output; the context is cropped to the last block_size tokens.
-
-        temperature divides the logits (< 1 sharpens, > 1 flattens the distribution); top_k
-        keeps only the k most likely tokens before sampling.
-        """
-        # BEGIN SOLUTION a6
-        if temperature <= 0:
-            raise ValueError(f"generate: temperature must be > 0, got {temperature}")
-        ids = idx.data if isinstance(idx, Tensor) else idx
-        xp = backend.array_module(ids)
-        rng = backend.generator(backend.device_of(ids))
-        with no_grad():
-            for _ in range(max_new_tokens):
-                context = ids[:, -self.config.block_size:]
-                logits, _ = self(context)
-                logits = logits.data[:, -1, :] / temperature  # (B, V)
-                if top_k is not None:
-                    k = min(top_k, logits.shape[-1])
-                    kth_largest = xp.sort(logits, axis=-1)[:, -k][:, None]
-                    logits = xp.where(logits < kth_largest, -xp.inf, logits)
-                probs = F.softmax(Tensor(logits)).data  # (B, V)
-                # inverse-CDF sampling: the first token whose cumulative probability exceeds u,
-                # u uniform in [0, total). Strictly "exceeds", so a token of probability 0 (cut by
-                # top_k) is never picked, not even for u = 0; and u scaled by the float64 total,
-                # so a total rounded below 1 can never leave u past the last token.
-                cdf = xp.cumsum(probs.astype(xp.float64), axis=-1)  # (B, V)
-                u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]  # (B, 1)
-                next_id = (cdf <= u).sum(axis=-1, keepdims=True).astype(ids.dtype)  # (B, 1)
-                ids = xp.concatenate([ids, next_id], axis=1)
-        return Tensor(ids)
-        # END SOLUTION a6

@@ -320,3 +320,21 @@ def where(condition, a, b) -> Tensor:
         raise TypeError(f"where: condition must be boolean, got {describe(condition)}")
     a = a if isinstance(a, Tensor) else lift(a, b)
     return Where.apply(a, lift(b, a), condition=condition)
+
+
+class SiLU(Function):
+    """Sigmoid linear unit (swish, Ramachandran et al. 2017; Elfwing et al. 2018):
+
+        z = a * sigmoid(a);   dz/da = s + a s (1 - s) = s (1 + a (1 - s)),  s = sigmoid(a)
+    Saves s: its exp is the costly part, and the gradient needs it with a.
+    """
+
+    def forward(self, a):
+        check_float("silu", "input", a)
+        s = stable_sigmoid(a)
+        self.save_for_backward(a, s)
+        return a * s
+
+    def backward(self, grad):
+        a, s = self.saved
+        return grad * (s * (1 + a * (1 - s)))

@@ -1,4 +1,5 @@
-"""Layer normalisation, fused (Ba, Kiros and Hinton 2016), over the last axis."""
+"""Normalisation over the last axis, fused into one node each: layer norm (Ba, Kiros and Hinton
+2016) and RMS norm (Zhang and Sennrich 2019, the norm of Llama, Qwen, Mistral and Gemma)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,44 @@ class LayerNorm(Function):
         grad_bias = grad.sum(axis=rows) if len(self.needs_input_grad) > 2 else None
         return grad_x, grad_weight, grad_bias
         # END SOLUTION a3
+
+
+def check_rms_norm_inputs(x, weight, eps) -> None:
+    check_float("rms_norm", "input", x)
+    n = x.shape[-1] if x.ndim else None
+    if x.ndim == 0 or (weight is not None and weight.shape != (n,)):
+        raise ValueError(
+            f"rms_norm: weight is {describe(weight)} and input {describe(x)}; expected an input "
+            f"with at least one axis and a weight of shape (C,) matching its last axis"
+        )
+    if not eps >= 0:  # also refuses NaN
+        raise ValueError(f"rms_norm: eps must be >= 0, got {eps}")
+
+
+class RMSNorm(Function):
+    """y = x / rms(x) * w,  rms(x) = sqrt(mean(x^2) + eps) over the last axis.
+
+    Layer norm without the centring and without a bias: it keeps the scale invariance (y does
+    not change when x is multiplied by c > 0) and costs one reduction instead of two.
+    With r = 1 / rms(x), x_hat = x * r, g_hat = dL/dy * w and C the size of the last axis
+    (lessons/16):
+        dL/dx = r * (g_hat - x_hat * mean(g_hat * x_hat))
+        dL/dw = sum over rows of dL/dy * x_hat
+    """
+
+    def forward(self, x, weight, eps=1e-6):
+        check_rms_norm_inputs(x, weight, eps)
+        xp = array_module(x)
+        mean_square = (x * x).mean(axis=-1, keepdims=True)  # (..., 1)
+        rstd = 1 / xp.sqrt(mean_square + eps)
+        x_hat = x * rstd  # (..., C)
+        self.save_for_backward(x_hat, rstd, weight)
+        return x_hat * weight
+
+    def backward(self, grad):
+        x_hat, rstd, weight = self.saved  # (..., C), (..., 1), (C,)
+        g_hat = grad * weight
+        grad_x = rstd * (g_hat - x_hat * (g_hat * x_hat).mean(axis=-1, keepdims=True))
+        rows = tuple(range(grad.ndim - 1))  # every axis but the last
+        grad_weight = (grad * x_hat).sum(axis=rows) if self.needs_input_grad[1] else None
+        return grad_x, grad_weight

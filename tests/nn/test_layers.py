@@ -1,5 +1,5 @@
-"""nn/layers.py: Linear, Embedding, LayerNorm, Dropout and the activation modules, against
-NumPy and finite differences."""
+"""nn/layers.py: Linear, Embedding, LayerNorm, RMSNorm, Dropout, the activation modules, SwiGLU
+and RotaryEmbedding, against NumPy and finite differences."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minitransformer as mt
+import minitransformer.functional as F
 from minitransformer import nn
 from tests.nn.module_gradcheck import module_gradcheck
 from tests.strategies import arrays
@@ -131,3 +132,38 @@ def test_activation_modules():
     tanh_form = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
     np.testing.assert_allclose(nn.GELU("tanh")(t).numpy(), tanh_form, rtol=1e-7)
     assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')"
+
+
+def test_rms_norm_layer_scales_rows_to_rms_one_times_its_gain_and_passes_gradcheck():
+    layer = nn.RMSNorm(6, eps=0.0)
+    layer.weight.data = np.linspace(0.5, 2.0, 6).astype(np.float32)
+    x = mt.tensor(np.random.default_rng(0).standard_normal((3, 6)) * 4)
+    y = layer(x).numpy() / layer.weight.numpy()
+    np.testing.assert_allclose(np.sqrt((y * y).mean(-1)), 1.0, rtol=1e-5)
+    assert module_gradcheck(nn.RMSNorm(6), mt.tensor(np.random.default_rng(1).standard_normal((2, 6))))
+    with pytest.raises(ValueError, match="RMSNorm: input is shape"):
+        layer(mt.tensor(np.ones((2, 5))))
+
+
+def test_swiglu_is_down_of_silu_gate_times_up_and_passes_gradcheck():
+    layer = nn.SwiGLU(4, 6)
+    assert [name for name, _ in layer.named_parameters()] == ["gate_proj.weight", "up_proj.weight",
+                                                             "down_proj.weight"]
+    x = np.random.default_rng(2).standard_normal((2, 3, 4)).astype(np.float32)
+    gate, up, down = (p.numpy() for p in layer.parameters())
+    hidden = x @ gate.T
+    expected = (hidden / (1 + np.exp(-hidden)) * (x @ up.T)) @ down.T
+    np.testing.assert_allclose(layer(mt.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert module_gradcheck(nn.SwiGLU(3, 5), mt.tensor(np.random.default_rng(3).standard_normal((2, 3))))
+
+
+def test_rotary_embedding_layer_keeps_its_settings_and_checks_the_head_size():
+    layer = nn.RotaryEmbedding(8, theta=500000.0, interleaved=True)
+    x = mt.tensor(np.random.default_rng(4).standard_normal((1, 2, 5, 8)))
+    np.testing.assert_array_equal(layer(x, [3, 4, 5, 6, 7]).numpy(),
+                                  F.rotary_embedding(x, [3, 4, 5, 6, 7], 500000.0, interleaved=True).numpy())
+    assert layer.num_parameters() == 0
+    with pytest.raises(ValueError, match="RotaryEmbedding: head_dim must be a positive even number, got 7"):
+        nn.RotaryEmbedding(7)
+    with pytest.raises(ValueError, match="RotaryEmbedding: input is shape"):
+        layer(mt.tensor(np.ones((1, 5, 6))))

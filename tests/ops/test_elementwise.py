@@ -170,3 +170,25 @@ def test_python_scalars_keep_float32():
 def test_gelu_rejects_unknown_approximation():
     with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'fast'"):
         F.gelu(mt.tensor([1.0]), approximate="fast")
+
+
+# --- SiLU ----------------------------------------------------------------------------------------
+
+@given(x=arrays(shapes))
+def test_silu_is_x_times_sigmoid_and_passes_gradcheck(xp, x):
+    check_op(xp, F.silu, lambda a: a * expit(a), x)
+
+
+@given(x=large_arrays(shapes))
+def test_silu_is_finite_and_tends_to_relu_for_large_magnitudes(xp, x):
+    """silu(x) = x sigmoid(x): ~x for x >> 0, ~0 for x << 0, never NaN (stable sigmoid)."""
+    out = host(F.silu(tensor(xp, x)))
+    assert np.isfinite(out).all()
+    big = np.abs(x) > 50
+    np.testing.assert_allclose(out[big], np.maximum(x[big], 0), atol=1e-12)
+
+
+def test_silu_float32_stays_float32_and_rejects_integers():
+    assert F.silu(mt.tensor(np.array([1.0, -2.0], dtype=np.float32))).dtype == np.float32
+    with pytest.raises(TypeError, match="silu: input must be floating point"):
+        F.silu(mt.tensor(np.array([1, 2])))

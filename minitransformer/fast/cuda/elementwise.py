@@ -8,7 +8,6 @@ unless MINITRANSFORMER_CUDA_KERNELS=1.
 from __future__ import annotations
 
 from . import kernels, kernels_enabled
-from ...backend import array_module
 from ...dispatch import register
 from ...ops.elementwise import GELU
 
