@@ -281,7 +281,7 @@ def test_generate_streams_stops_at_a_stop_string_and_matches_without_the_cache(c
     cut = capsys.readouterr().out
     assert cut == full[:full.index(stop, len("Return"))] + "\n" and stop not in cut[len("Return"):]
     assert run_cli("generate", "--run", run_dir, "--top-p", 0) == 1
-    assert "generate: top_p must be in (0, 1]" in capsys.readouterr().err
+    assert "generate: error: top_p must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_bpe_tokenizer_run(corpus, tmp_path):

@@ -453,36 +453,22 @@ def test_edited_tokenizer_that_still_parses_is_detected_by_the_checkpoint(traine
 # --- generate and predict ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flags, fragment", [
-    (["--temperature", "nan"], "--temperature must be a finite number > 0"),
-    (["--temperature", "inf"], "--temperature must be a finite number > 0"),
-    (["--temperature", "0"], "--temperature must be a finite number > 0"),
+    (["--temperature", "nan"], "temperature must be a finite number >= 0 (0 means greedy)"),
+    (["--temperature", "inf"], "temperature must be a finite number >= 0 (0 means greedy)"),
+    (["--temperature", "-1"], "temperature must be a finite number >= 0 (0 means greedy)"),
     (["--max-new-tokens", "100000000"], "--max-new-tokens must be an integer in [0, 100000]"),
-    (["--top-k", "0"], "--top-k must be an integer >= 1"),
+    (["--top-k", "0"], "top_k must be an integer >= 1"),
     (["--seed", "-1"], "--seed must be an integer >= 0"),
 ])
 def test_invalid_generate_flags(trained_run, flags, fragment):
     assert_one_line_error(cli("generate", "--run", trained_run, *flags), fragment)
 
 
-def test_long_generation_reports_progress_and_equals_one_call(trained_run, capsys):
-    from minitransformer import backend
-    from minitransformer.generate import generate_text
-
-    text = generate_text(trained_run, "Return", max_new_tokens=520, seed=5, out=sys.stderr)
-    assert "generated 500/520 tokens" in capsys.readouterr().err
-    model, tokenizer, _ = load_run(trained_run)
-    backend.manual_seed(5)
-    expected = model.generate(np.array([tokenizer.encode("Return")]), 520, temperature=0.8)
-    assert text == tokenizer.decode(expected.data[0].tolist())
-
-
 def test_ctrl_c_during_generate_is_one_line(trained_run):
     process = subprocess.Popen([sys.executable, "-m", "minitransformer", "generate", "--run", str(trained_run),
                                 "--max-new-tokens", "100000"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    for line in process.stderr:
-        if line.startswith("generated"):
-            break
+    process.stdout.read(len("\n") + 1)  # the text streams out as it is sampled: the run is going
     process.send_signal(signal.SIGINT)
     _, rest = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in rest
