@@ -72,12 +72,13 @@ class Registration:
     def handles(self, args, params) -> bool:
         """Whether every array among ``args`` suits it, and ``when(*args, **params)`` holds."""
         for a in args:
-            if not is_array(a):  # None, a number, a flag
+            if type(a) is np.ndarray:  # the common case, told apart without a function call
+                if self.device != "cpu":
+                    return False
+            elif not is_array(a):  # None, a number, a flag
                 continue
-            if device_of(a) != self.device:
-                return False
-            if self.device == "cpu" and type(a) is not np.ndarray:  # no subclasses (memmap...)
-                return False
+            elif self.device == "cpu" or device_of(a) != self.device:  # a GPU array, or a subclass
+                return False  # of ndarray (memmap...), which CPU implementations don't take
             if a.dtype.kind == "f" and a.dtype not in self.dtypes:
                 return False
         if self.available is not None and not self.available():  # first: when() may cost more
