@@ -7,11 +7,10 @@ fast-math liberties, so the two agree bitwise (tests/fast/test_parity.py).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ...dispatch import register
+from ..adam_scalars import adam_kernel_scalars
 from ...optim.adam import adam_update
 from . import kernels
 from .parallel import parallel_rows
@@ -25,14 +24,8 @@ def contiguous_state(theta, grad, exp_avg, exp_avg_sq, **hyperparameters) -> boo
 @register(adam_update, "cpu.adam_update", when=contiguous_state, available=kernels.compiled_available)
 def compiled_adam_update(theta, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
                          decoupled, step) -> None:
-    decoupled = bool(weight_decay and decoupled)
-    # the scalars as NumPy's float32 arithmetic sees them (a Python float meeting a float32
-    # array is rounded to float32 first)
-    scalars = [1 - lr * weight_decay if decoupled else 1.0,  # theta *= shrink (AdamW)
-               0.0 if decoupled else weight_decay,  # g = grad + l2 theta (Adam)
-               beta1, 1 - beta1, beta2, 1 - beta2, math.sqrt(1 - beta2**step), eps,
-               lr / (1 - beta1**step)]
-    scalars = [theta.dtype.type(value) for value in scalars]
+    scalars = adam_kernel_scalars(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                                  decoupled=decoupled, step=step, dtype=theta.dtype)
     flat = [a.reshape(-1) for a in (theta, exp_avg, exp_avg_sq)]
     g = np.ascontiguousarray(grad, dtype=theta.dtype).reshape(-1)
     theta, m, v = flat

@@ -9,10 +9,9 @@ rounding, not bitwise). Off unless MINITRANSFORMER_CUDA_KERNELS=1.
 
 from __future__ import annotations
 
-import math
-
 from . import kernels, kernels_enabled
 from ...dispatch import register
+from ..adam_scalars import adam_kernel_scalars
 from ...optim.adam import adam_update
 
 
@@ -24,10 +23,7 @@ def same_shapes(theta, grad, exp_avg, exp_avg_sq, **hyperparameters) -> bool:
 @register(adam_update, "cuda.adam_update", device="cuda", when=same_shapes, available=kernels_enabled)
 def cuda_adam_update(theta, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
                      decoupled, step) -> None:
-    decoupled = bool(weight_decay and decoupled)
-    scalars = [1 - lr * weight_decay if decoupled else 1.0,  # theta *= shrink (AdamW)
-               0.0 if decoupled else weight_decay,  # g = grad + l2 theta (Adam)
-               beta1, 1 - beta1, beta2, 1 - beta2, math.sqrt(1 - beta2**step), eps,
-               lr / (1 - beta1**step)]
-    kernels.adam_update()(grad.astype(theta.dtype, copy=False), *(theta.dtype.type(s) for s in scalars),
+    scalars = adam_kernel_scalars(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                                  decoupled=decoupled, step=step, dtype=theta.dtype)
+    kernels.adam_update()(grad.astype(theta.dtype, copy=False), *scalars,
                           theta, exp_avg, exp_avg_sq)
