@@ -65,21 +65,23 @@ class Registration:
     reference: object  # a Function subclass, or a @dispatchable function
     implementation: object  # a subclass of that Function, or a function of the same arguments
     device: str  # "cpu" or "cuda": every array input must be there
-    dtypes: tuple  # every floating-point array input must have one of these dtypes
+    dtypes: frozenset  # every floating-point array input must have one of these dtypes
     when: Callable | None  # when(*arrays, **params) -> bool, a further condition
     available: Callable | None  # available() -> bool: can it run here (numba importable, opted in...)
 
     def handles(self, args, params) -> bool:
         """Whether every array among ``args`` suits it, and ``when(*args, **params)`` holds."""
+        on_cpu = self.device == "cpu"
         for a in args:
             if type(a) is np.ndarray:  # the common case, told apart without a function call
-                if self.device != "cpu":
+                if not on_cpu:
                     return False
             elif not is_array(a):  # None, a number, a flag
                 continue
-            elif self.device == "cpu" or device_of(a) != self.device:  # a GPU array, or a subclass
-                return False  # of ndarray (memmap...), which CPU implementations don't take
-            if a.dtype.kind == "f" and a.dtype not in self.dtypes:
+            elif on_cpu or device_of(a) != self.device:  # a GPU array, or a subclass of
+                return False  # ndarray (memmap...), which CPU implementations don't take
+            dtype = a.dtype
+            if dtype.kind == "f" and dtype not in self.dtypes:  # a set: one hash, no == per dtype
                 return False
         if self.available is not None and not self.available():  # first: when() may cost more
             return False
@@ -94,7 +96,7 @@ def register(reference, name: str, *, device: str = "cpu", dtypes=(np.float32,),
     """Decorator: the decorated implementation replaces ``reference`` on the calls it handles."""
     def decorate(implementation):
         entry = Registration(name, reference, implementation, device,
-                             tuple(np.dtype(d) for d in dtypes), when, available)
+                             frozenset(np.dtype(d) for d in dtypes), when, available)
         if any(r.name == name for r in registrations()):
             raise ValueError(f"register: a fast implementation named {name!r} is registered already")
         _registry.setdefault(reference, []).append(entry)
@@ -105,7 +107,7 @@ def register(reference, name: str, *, device: str = "cpu", dtypes=(np.float32,),
 def implementation_for(reference, args, params):
     """The first registered implementation that handles this call, or None (the reference)."""
     candidates = _registry.get(reference)
-    if not candidates or get_kernels() != "fast":
+    if not candidates or (_choice or get_kernels()) != "fast":
         return None
     for entry in candidates:
         if entry.handles(args, params):

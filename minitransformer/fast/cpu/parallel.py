@@ -60,8 +60,14 @@ def default_num_threads() -> int:
 
 
 def get_num_threads() -> int:
-    """How many threads minitransformer's own CPU kernels use (NumPy's BLAS has its own setting)."""
-    return _num_threads if _num_threads is not None else default_num_threads()
+    """How many threads minitransformer's own CPU kernels use (NumPy's BLAS has its own setting).
+
+    The default is read once, on first use: a step asks about a hundred times, and reading the
+    environment and the CPU affinity each time cost more than some of the kernels it serves."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = default_num_threads()
+    return _num_threads
 
 
 def set_num_threads(n: int) -> None:
@@ -104,9 +110,9 @@ def parallel_rows(kernel, n_rows: int, row_size: int, uses_blas: bool = False) -
     for a product too small to share out (attention's (T, hs) x (hs, T) per head).
     """
     blocks = row_blocks(n_rows, row_size)
-    threads = min(get_num_threads(), len(blocks))
-    if threads == 1 or n_rows * row_size < MIN_PARALLEL_ELEMENTS:
+    if n_rows * row_size < MIN_PARALLEL_ELEMENTS or get_num_threads() == 1 or len(blocks) == 1:
         return [kernel(rows) for rows in blocks]
+    threads = min(get_num_threads(), len(blocks))
     # Every thread, the calling one included, takes the next block not yet taken until none is
     # left. A thread that starts late (its core still busy, say with BLAS's spinning threads)
     # simply takes fewer blocks, instead of leaving the others waiting for its fixed share.
