@@ -120,6 +120,15 @@ def test_every_token_is_in_the_vocabulary_and_never_empty(text):
     assert len(tokenizer.encode(text)) <= 16
 
 
+@pytest.mark.parametrize("lowercase", [True, False])
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_ascii_shortcut_equals_the_character_rules(text, lowercase):
+    tokenizer = WordPieceTokenizer({token: i for i, token in enumerate(TINY_VOCAB)}, lowercase=lowercase)
+    normalized = tokenizer.normalize(text)
+    assert normalized == tokenizer.normalize_characters(text)
+    assert tokenizer.split_words(normalized) == WordPieceTokenizer.split_characters(normalized)
+
+
 # --- parity with the reference tokenizer --------------------------------------------------------
 
 def reference():
