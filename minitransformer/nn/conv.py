@@ -71,7 +71,9 @@ class Conv2d(Module):
 
 class MaxPool2d(Module):
     """The largest value of each window, per channel: Keras's MaxPooling2D((2, 2)) is
-    MaxPool2d(2). The gradient goes to each window's maximum alone (ops/conv.py)."""
+    MaxPool2d(2). The gradient goes to each window's maximum alone (ops/conv.py). Windows that
+    would stick out of the input are dropped (PyTorch's ceil_mode=False, Keras's "valid");
+    padding and dilation are not supported."""
 
     def __init__(self, kernel_size: Pair = 2, stride: Pair | None = None):
         super().__init__()

@@ -172,9 +172,9 @@ class _RecurrentLayer(Module):
     def _sequence(self, x: Tensor) -> Tensor:
         """The input as (B, T, C), whatever ``batch_first`` says."""
         expected = "(B, T, C)" if self.batch_first else "(T, B, C)"
-        if x.ndim != 3 or x.shape[2] != self.input_size:
+        if x.ndim != 3 or x.shape[2] != self.input_size or 0 in x.shape[:2]:
             raise ValueError(f"{type(self).__name__}: input is {describe(x)}; expected "
-                             f"{expected} with C = {self.input_size}")
+                             f"{expected} with C = {self.input_size}, B and T at least 1")
         return x if self.batch_first else x.transpose(1, 0, 2)
 
     def _state(self, state: Tensor | None, x: Tensor, what: str) -> list[Tensor | None]:

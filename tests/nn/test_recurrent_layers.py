@@ -166,6 +166,8 @@ def test_recurrent_layers_reject_bad_input_in_one_line():
         nn.GRU(3, 4)(mt.zeros(5, 2, 2))
     with pytest.raises(ValueError, match=r"LSTM: h0 is .*expected \(2, 2, 4\)"):
         nn.LSTM(3, 4, num_layers=2, batch_first=True)(mt.zeros(2, 5, 3), (mt.zeros(1, 2, 4), mt.zeros(2, 2, 4)))
+    with pytest.raises(ValueError, match=r"LSTM: input is .*B and T at least 1"):
+        nn.LSTM(3, 4, batch_first=True)(mt.zeros(2, 0, 3))
     with pytest.raises(ValueError, match=r"GRU: recurrent_dropout must be in \[0, 1\), got 1.0"):
         nn.GRU(3, 4, recurrent_dropout=1.0)
     with pytest.raises(ValueError, match=r"LSTMCell: hidden state is .*expected \(2, 4\)"):
