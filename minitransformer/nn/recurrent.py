@@ -158,13 +158,13 @@ class _RecurrentLayer(Module):
             raise ValueError(f"{name}: num_layers must be >= 1, got {num_layers}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout, self.recurrent_dropout = batch_first, dropout, recurrent_dropout
-        bound = 1 / math.sqrt(hidden_size)
+        bound, rows = 1 / math.sqrt(hidden_size), self.gates * hidden_size  # PyTorch's initialisation
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size
-            setattr(self, f"weight_ih_l{layer}", new_parameter((self.gates * hidden_size, layer_input), bound=bound))
-            setattr(self, f"weight_hh_l{layer}", new_parameter((self.gates * hidden_size, hidden_size), bound=bound))
-            setattr(self, f"bias_ih_l{layer}", new_parameter((self.gates * hidden_size,), bound=bound) if bias else None)
-            setattr(self, f"bias_hh_l{layer}", new_parameter((self.gates * hidden_size,), bound=bound) if bias else None)
+            setattr(self, f"weight_ih_l{layer}", new_parameter((rows, layer_input), bound=bound))
+            setattr(self, f"weight_hh_l{layer}", new_parameter((rows, hidden_size), bound=bound))
+            setattr(self, f"bias_ih_l{layer}", new_parameter((rows,), bound=bound) if bias else None)
+            setattr(self, f"bias_hh_l{layer}", new_parameter((rows,), bound=bound) if bias else None)
 
     def _weights(self, layer: int):
         return tuple(getattr(self, f"{kind}_l{layer}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
