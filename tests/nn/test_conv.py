@@ -98,6 +98,7 @@ def test_flatten_merges_the_axes_it_is_given_in_order():
     np.testing.assert_array_equal(nn.Flatten()(mt.tensor(x)).numpy(), x.reshape(2, 12))
     assert nn.Flatten(0, 1)(mt.tensor(x)).shape == (6, 2, 2)
     assert nn.Flatten(-2)(mt.tensor(x)).shape == (2, 3, 4)
+    assert mt.gradcheck(nn.Flatten(1, 2), [mt.tensor(x, dtype=np.float64)])
     with pytest.raises(ValueError, match="Flatten: axes 2..1 don't fit"):
         nn.Flatten(2, 1)(mt.tensor(x))
     with pytest.raises(ValueError, match="Flatten: axes 1..5 don't fit"):
