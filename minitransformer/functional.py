@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np  # shape arithmetic only
 
 from .backend import array_module, device_of, is_array, to_device
-from .ops import attention, elementwise, loss, matmul, normalization, rotary
+from .ops import attention, conv, elementwise, loss, matmul, normalization, rotary
 from .ops import embedding as embedding_op
 from .ops import softmax as softmax_op
 from .ops.dropout import Dropout
@@ -287,3 +287,54 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     windows = windows.transpose(0, 2, 1, 3).reshape(B, L_out, C_in * K)
     out = linear(windows, weight.reshape(C_out, C_in * K), bias)  # (B, L_out, C_out)
     return out.transpose(0, 2, 1)  # (B, C_out, L_out)
+
+
+def _pair(op: str, name: str, value, least: int) -> tuple[int, int]:
+    """An int or a pair of ints (rows, columns), each at least ``least``, as a pair."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= least for v in pair):
+        raise ValueError(f"{op}: {name} must be an int >= {least} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_image(op: str, x: Tensor) -> None:
+    if _as_tensor(x, op).ndim != 4:
+        raise ValueError(f"{op}: input is {describe(x)}; expected images (B, C, H, W)")
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1) -> Tensor:
+    """2-D cross-correlation (F12 over rows and columns; formula and backward on ops/conv.py):
+
+        y[b, o, p, q] = sum_c sum_i sum_j weight[o, c, i, j] * x_pad[b, c, p*sh + i*dh, q*sw + j*dw] + bias[o]
+
+    x (B, C_in, H, W), weight (C_out, C_in, kh, kw), PyTorch's layout -> (B, C_out, H_out, W_out),
+    H_out = (H + 2 ph - dh (kh - 1) - 1) // sh + 1 (W_out likewise). ``stride``, ``padding`` (zeros)
+    and ``dilation``: an int or a pair (rows, columns).
+    """
+    _check_image("conv2d", x)
+    stride, padding = _pair("conv2d", "stride", stride, 1), _pair("conv2d", "padding", padding, 0)
+    dilation = _pair("conv2d", "dilation", dilation, 1)
+    if weight.ndim != 4 or weight.shape[1] != x.shape[1]:
+        raise ValueError(f"conv2d: input {describe(x)} and weight {describe(weight)} don't fit; expected "
+                         "input (B, C_in, H, W) and weight (C_out, C_in, kh, kw) with the same C_in")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias is {describe(bias)}; expected ({weight.shape[0]},), one per output channel")
+    for axis, name in ((0, "height"), (1, "width")):
+        size, kernel = x.shape[2 + axis], weight.shape[2 + axis]
+        if conv.output_size(size, kernel, stride[axis], padding[axis], dilation[axis]) < 1:
+            raise ValueError(f"conv2d: kernel {name} {kernel} (dilation {dilation[axis]}) is larger than the "
+                             f"padded input {name} {size + 2 * padding[axis]} of {describe(x)}")
+    params = (weight,) if bias is None else (weight, bias)
+    return conv.Conv2d.apply(x, *params, stride=stride, padding=padding, dilation=dilation)
+
+
+def max_pool2d(x: Tensor, kernel_size=2, stride=None) -> Tensor:
+    """The largest value of each kh x kw window (stride defaults to the kernel: windows side by
+    side), per channel: (B, C, H, W) -> (B, C, H_out, W_out), H_out = (H - kh) // sh + 1 (rows
+    and columns that don't fill a window are dropped, as PyTorch's and Keras's defaults do)."""
+    _check_image("max_pool2d", x)
+    kernel = _pair("max_pool2d", "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _pair("max_pool2d", "stride", stride, 1)
+    if x.shape[2] < kernel[0] or x.shape[3] < kernel[1]:
+        raise ValueError(f"max_pool2d: kernel {kernel} is larger than the input {describe(x)}")
+    return conv.MaxPool2d.apply(x, kernel=kernel, stride=stride)

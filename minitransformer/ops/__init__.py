@@ -6,11 +6,13 @@
 - ``shape``: reshape, transpose, indexing, concat, stack, split, broadcast_to, cast
 - fused neural-net ops, each with a hand-derived backward: ``softmax`` (softmax, log-softmax),
   ``normalization`` (layer norm, RMS norm), ``loss`` (cross-entropy), ``embedding``, ``dropout``,
-  ``attention`` (scaled dot-product attention), ``rotary`` (rotary position embeddings)
+  ``attention`` (scaled dot-product attention), ``rotary`` (rotary position embeddings),
+  ``conv`` (2-D convolution and max-pooling over images)
 """
 
 from . import (  # noqa: F401
     attention,
+    conv,
     dropout,
     elementwise,
     embedding,

@@ -8,7 +8,8 @@ the targets; it is neither what the network gives (Adam moves the weights, the o
 all 0.5) nor a lower bound (with soft targets in [0, 1) the minimum of binary cross-entropy is
 the mean binary entropy of the targets, about 0.5, not ln 2). Accuracy against continuous
 targets compares round(p) with y, which is never equal, so it is 0, not 0.5.
-Taught in lessons/06_mlp.md.
+Taught in lessons/06_mlp.md; run beside a pipeline done right in
+lessons/21_the_documents_pipelines.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The documents' fine-tuning pipelines and their errata (taught in lessons/13_fine_tuning.md;
+"""The documents' fine-tuning pipelines and their errata (taught in lessons/13_fine_tuning.md, and
+summed up in lessons/21_the_documents_pipelines.md;
 F8's sign error is tested in tests/formulas/test_F8_finetuning_l2.py):
 
 - document 001 section 5.2: a training function without loss.backward() and optimizer.step()

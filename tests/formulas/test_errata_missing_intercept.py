@@ -1,7 +1,7 @@
 """Errata, document 003 section 4.1: the linear-regression example fits y = theta x, which is F10
 (section 3.2) without its intercept theta_0. On the example's data (y = x) nothing shows; on data
 with an offset the model cannot fit, while F10 with theta_0 fits exactly. Taught in
-lessons/05_regression.md.
+lessons/05_regression.md and lessons/21_the_documents_pipelines.md.
 """
 
 from __future__ import annotations

@@ -76,3 +76,30 @@ def test_conv1d_errors_name_the_op_and_the_shapes():
         layer(mt.tensor(np.ones((1, 2, 2))))
     with pytest.raises(ValueError, match="conv1d: stride must be >= 1"):
         nn.Conv1d(2, 3, 3, stride=0)(mt.tensor(np.ones((1, 2, 5))))
+
+
+def test_conv2d_layer_has_pytorchs_weight_layout_and_passes_gradcheck():
+    layer = nn.Conv2d(2, 3, (3, 2), stride=(1, 2), padding=1, dilation=(2, 1))
+    assert layer.weight.shape == (3, 2, 3, 2) and layer.bias.shape == (3,)
+    x = mt.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), dtype=np.float64)
+    assert layer(x).shape == (2, 3, 4, 3)  # H: (6 + 2 - 2*2 - 1) // 1 + 1, W: (5 + 2 - 1 - 1) // 2 + 1
+    assert module_gradcheck(layer, x)
+
+
+def test_max_pool_and_flatten_layers_make_the_documents_cnn_shapes():
+    """Document 002's CNN: Conv2D(32, 3x3) on 28x28x1 -> MaxPool(2x2) -> Flatten -> Dense(10)."""
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 13 * 13, 10))
+    assert model(mt.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model.num_parameters() == (32 * 9 + 32) + (32 * 13 * 13 * 10 + 10)  # 320 + 54,090, as Keras counts
+
+
+def test_flatten_merges_the_axes_it_is_given_in_order():
+    x = np.arange(24.0).reshape(2, 3, 2, 2)
+    np.testing.assert_array_equal(nn.Flatten()(mt.tensor(x)).numpy(), x.reshape(2, 12))
+    assert nn.Flatten(0, 1)(mt.tensor(x)).shape == (6, 2, 2)
+    assert nn.Flatten(-2)(mt.tensor(x)).shape == (2, 3, 4)
+    assert mt.gradcheck(nn.Flatten(1, 2), [mt.tensor(x, dtype=np.float64)])
+    with pytest.raises(ValueError, match="Flatten: axes 2..1 don't fit"):
+        nn.Flatten(2, 1)(mt.tensor(x))
+    with pytest.raises(ValueError, match="Flatten: axes 1..5 don't fit"):
+        nn.Flatten(1, 5)(mt.tensor(x))
