@@ -183,3 +183,34 @@ def test_pretokenization_patterns_split_like_tokenizers(pattern):
     for text in [MULTILINGUAL_TEXT, TRAINING_TEXT, *HELD_BACK_TEXTS]:
         assert [m.group(0) for m in compile_pattern(pattern).finditer(text)] == [
             piece for piece, _ in split.pre_tokenize_str(text)]
+
+
+# --- The framework's own ByteBPETokenizer against the library -----------------------------------
+
+
+def test_byte_bpe_pretokenization_is_gpt2s_byte_level_split():
+    """ByteBPETokenizer's pieces are those of the library's ByteLevel pre-tokenizer (GPT-2's
+    pattern): "²" and "½" are numbers, U+001C is not whitespace."""
+    from minitransformer.data.bpe import bytes_to_unicode
+    from minitransformer.data.tokenizers import pretokenize
+    byte_char = bytes_to_unicode()
+    split = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    for text in [MULTILINGUAL_TEXT, TRAINING_TEXT, *HELD_BACK_TEXTS]:
+        ours = ["".join(byte_char[b] for b in piece.encode("utf-8")) for piece in pretokenize(text)]
+        assert ours == [piece for piece, _ in split.pre_tokenize_str(text)], text
+
+
+def test_byte_bpe_from_gpt2_files_gives_the_ids_of_tokenizers(byte_level_model, sentencepiece_model, tmp_path):
+    """vocab.json + merges.txt of a library-trained model, read by ByteBPETokenizer with the
+    file's own ids, encode like the library's GPT-2 pipeline (special tokens included)."""
+    from minitransformer.data import ByteBPETokenizer
+    model = byte_level_model["model"]
+    (tmp_path / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
+    merges = [" ".join(pair) if isinstance(pair, list) else pair for pair in model["merges"]]
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    ours = ByteBPETokenizer.from_vocab_and_merges(tmp_path / "vocab.json", tmp_path / "merges.txt", BYTE_LEVEL_SPECIALS)
+    theirs = tokenizers.Tokenizer.from_str(json.dumps(family_config("gpt2", byte_level_model, sentencepiece_model)))
+    for text in [MULTILINGUAL_TEXT, TRAINING_TEXT, *HELD_BACK_TEXTS]:
+        ids = theirs.encode(text).ids
+        assert ours.encode(text) == ids, text
+        assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False), text
