@@ -144,7 +144,7 @@ class ByteBPETokenizer:
 
     def _check_special_ids(self, allowed: range) -> None:
         for token, token_id in self.special_tokens.items():
-            if not (isinstance(token, str) and token and isinstance(token_id, int) and token_id in allowed):
+            if not (isinstance(token, str) and token and type(token_id) is int and token_id in allowed):
                 raise ValueError(f"ByteBPETokenizer: special token {token!r} has id {token_id!r}; expected "
                                  f"a non-empty string with an id in [{allowed.start}, {allowed.stop})")
         if sorted(self.special_tokens.values()) != sorted(set(self.special_tokens.values())):

@@ -44,8 +44,6 @@ LLAMA3_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N
 QWEN2_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"""
                  r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 
-_TOKEN = re.compile(r"\\[pP]\{\^?(\w+)\}|\\.|\[|\]|[^\\\[\]]+", re.DOTALL)
-
 
 # Planes 4-13 hold no characters and planes 15-16 only private use (Co) with two
 # noncharacters (Cn) at the end of each, in every Unicode version so far, so only planes 0-3 and
@@ -96,50 +94,126 @@ def _complement(ranges) -> list[tuple[int, int]]:
     return result
 
 
+def _class_expression(ranges) -> str:
+    """A ``re`` expression matching one character of ``ranges``.
+
+    ``re`` compiles the part of a class below U+10000 into a lookup table but tests the ranges
+    above it one by one, for every character that is not in the table: with the 300 astral
+    ranges of \p{L}, matching ran three times slower. So the astral part is its own class,
+    tried only after a one-range test that the character is astral at all.
+    """
+    ranges = _complement(_complement(ranges))  # sorted and merged
+    bmp = [(first, min(last, 0xFFFF)) for first, last in ranges if first <= 0xFFFF]
+    astral = [(max(first, 0x10000), last) for first, last in ranges if last > 0xFFFF]
+    parts = []
+    if bmp:
+        parts.append("[" + _class_body(bmp) + "]")
+    if astral:
+        parts.append("(?=[\U00010000-\U0010ffff])[" + _class_body(astral) + "]")
+    if not parts:
+        return "(?!)"  # the empty set
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
 def _class_body(ranges) -> str:
     """The inside of a ``[...]`` class for these ranges, every code point escaped."""
     return "".join(f"\\U{first:08x}" if first == last else f"\\U{first:08x}-\\U{last:08x}"
                    for first, last in ranges)
 
 
-def _escape_ranges(escape: str) -> tuple[list[tuple[int, int]], bool]:
-    """(ranges, negated) of a class escape, or None when the escape is not a class."""
-    word = [*property_ranges("L"), *property_ranges("M"), *property_ranges("Nd"),
-            *property_ranges("Pc")]  # Oniguruma's Unicode \w
-    table = {"\\s": (list(WHITE_SPACE), False), "\\S": (list(WHITE_SPACE), True),
-             "\\w": (word, False), "\\W": (word, True),
-             "\\d": (list(property_ranges("Nd")), False), "\\D": (list(property_ranges("Nd")), True)}
-    return table.get(escape)
+_SIMPLE_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "e": "\x1b"}
+_ESCAPE = re.compile(r"\\(?:([pP])\{(\^?)(\w+)\}|([sSwWdD])|x\{([0-9a-fA-F]+)\}|x([0-9a-fA-F]{2})"
+                     r"|u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+
+
+def _escape_class(match: re.Match) -> list[tuple[int, int]] | None:
+    """The ranges of a class escape (\\p{L}, \\P{N}, \\s, \\W, ...), or None for an escaped character."""
+    if match.group(1):
+        ranges = list(property_ranges(match.group(3)))
+        negated = (match.group(1) == "P") != (match.group(2) == "^")
+    elif match.group(4):
+        letter = match.group(4)
+        ranges = {"s": list(WHITE_SPACE),
+                  "w": [*property_ranges("L"), *property_ranges("M"), *property_ranges("Nd"),
+                        *property_ranges("Pc")],  # Oniguruma's Unicode \w
+                  "d": list(property_ranges("Nd"))}[letter.lower()]
+        negated = letter.isupper()
+    else:
+        return None
+    return _complement(ranges) if negated else ranges
+
+
+def _escape_char(match: re.Match) -> str:
+    """The character an escape such as \\n, \\x41, \\u00e9 or \\- stands for."""
+    hex_digits = match.group(5) or match.group(6) or match.group(7)
+    if hex_digits:
+        return chr(int(hex_digits, 16))
+    return _SIMPLE_ESCAPES.get(match.group(8), match.group(8))
+
+
+def _parse_class(pattern: str, start: int) -> tuple[list[tuple[int, int]], int]:
+    """The ranges of the bracket class starting at pattern[start] == "[" and the index after it."""
+    i = start + 1
+    negated = pattern.startswith("^", i)
+    i += negated
+    ranges: list[tuple[int, int]] = []
+    first = True
+    while i < len(pattern) and (pattern[i] != "]" or first):
+        first = False
+        if pattern[i] == "[" or pattern.startswith("&&", i):
+            raise ValueError(f"unicode_regex: nested classes and && in {pattern!r:.80} are not supported")
+        if pattern[i] == "\\":
+            escape = _ESCAPE.match(pattern, i)
+            if escape is None:
+                raise ValueError(f"unicode_regex: the pattern {pattern!r:.80} ends in a backslash")
+            i = escape.end()
+            escaped_ranges = _escape_class(escape)
+            if escaped_ranges is not None:
+                ranges.extend(escaped_ranges)
+                continue
+            low = _escape_char(escape)
+        else:
+            low, i = pattern[i], i + 1
+        high = low
+        if pattern.startswith("-", i) and i + 1 < len(pattern) and pattern[i + 1] != "]":
+            if pattern[i + 1] == "\\":
+                escape = _ESCAPE.match(pattern, i + 1)
+                high, i = _escape_char(escape), escape.end()
+            else:
+                high, i = pattern[i + 1], i + 2
+        ranges.append((ord(low), ord(high)))
+    if i >= len(pattern):
+        raise ValueError(f"unicode_regex: unterminated [ in {pattern!r:.80}")
+    return (_complement(ranges) if negated else ranges), i + 1
 
 
 @functools.cache
 def translate(pattern: str) -> str:
-    """An Oniguruma pattern rewritten for ``re`` with explicit Unicode classes (see the module
-    docstring); ValueError naming an unsupported property."""
+    """An Oniguruma pattern rewritten for ``re``: every bracket class and every class escape
+    (\\p{X}, \\P{X}, \\s, \\S, \\w, \\W, \\d, \\D) becomes explicit code-point ranges (see
+    ``_class_expression``); the rest (alternation, groups, lookahead, (?i:...), quantifiers),
+    which both engines read alike, is kept. ValueError naming an unsupported property."""
     out: list[str] = []
-    depth = 0  # inside [...] when > 0 (nested classes are not used by the patterns we read)
-    for match in _TOKEN.finditer(pattern):
-        token = match.group(0)
-        if token == "[":
-            depth += 1
-            out.append(token)
-            continue
-        if token == "]" and depth:
-            depth -= 1
-            out.append(token)
-            continue
-        if match.group(1) is not None or _escape_ranges(token) is not None:
-            if match.group(1) is not None:
-                negated = token[1] == "P" or token[3] == "^"
-                ranges = list(property_ranges(match.group(1)))
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            ranges, i = _parse_class(pattern, i)
+            out.append(_class_expression(ranges))
+        elif pattern[i] == "\\":
+            escape = _ESCAPE.match(pattern, i)
+            if escape is None:
+                raise ValueError(f"unicode_regex: the pattern {pattern!r:.80} ends in a backslash")
+            escaped_ranges = _escape_class(escape)
+            if escaped_ranges is not None:
+                out.append(_class_expression(escaped_ranges))
+            elif escape.group(8) is not None and escape.group(8).isalnum() and escape.group(8) not in _SIMPLE_ESCAPES:
+                out.append(escape.group(0))  # an anchor or reference such as \\b, \\A, \\1
             else:
-                ranges, negated = _escape_ranges(token)
-            if depth:  # inside a class: a negated escape becomes its complement's ranges
-                out.append(_class_body(_complement(ranges) if negated else ranges))
-            else:
-                out.append(("[^" if negated else "[") + _class_body(ranges) + "]")
-            continue
-        out.append(token)
+                out.append(re.escape(_escape_char(escape)))
+            i = escape.end()
+        else:
+            out.append(pattern[i])
+            i += 1
     return "".join(out)
 
 

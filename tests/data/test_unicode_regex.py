@@ -71,3 +71,26 @@ def test_unknown_property_is_an_error():
 def test_property_ranges_are_sorted_and_disjoint():
     ranges = property_ranges("L")
     assert all(a[1] + 1 < b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+@pytest.mark.parametrize(("pattern", "text", "pieces"), [
+    (r"[a-c\-]+", "abc-d-", ["abc-", "-"]),                 # a range and an escaped dash
+    (r"[]x]+", "]x]y", ["]x]"]),                            # "]" first in a class is a character
+    (r"[^\r\n\p{L}]+", "ab, 12\ncd", [", 12"]),             # negated union of escapes and a property
+    (r"\x{e9}|\u00e8|\x41", "éèAB", ["é", "è", "A"]),       # code-point escapes
+    (r"\bis\b", "this is", ["is"]),                         # an anchor is kept
+    (r"(?i:'s|'t)", "'S 't", ["'S", "'t"]),                    # case-insensitive group
+])
+def test_translate_reads_oniguruma_classes_and_escapes(pattern, text, pieces):
+    assert compile_pattern(pattern).findall(text) == pieces
+
+
+def test_astral_characters_match_their_classes():
+    """Classes keep their part above U+FFFF apart (for speed); it must still match."""
+    assert compile_pattern(r"\p{L}+").findall("𝔘𝔫𝔦 🌍 a") == ["𝔘𝔫𝔦", "a"]
+    assert compile_pattern(r"[^\s\p{L}\p{N}]+").findall("𝔘🌍🚀 𝟙") == ["🌍🚀"]
+
+
+def test_set_operations_are_refused():
+    with pytest.raises(ValueError, match=r"nested classes and && .* are not supported"):
+        translate(r"[\p{L}&&[^a]]")
