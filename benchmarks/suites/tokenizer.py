@@ -10,11 +10,16 @@ training learns a byte-level BPE of 500 tokens from it. Rows:
     encode ...             the 130 KB encoded by ByteBPETokenizer, by the tokenizer.json reader
                            (HuggingFaceTokenizer) and by the library, all with the trained
                            merges, each call on a fresh tokenizer (no cached words)
+Wall times of the rows are measured alternately (harness.time_alternating). On a shared machine
+wall time grows with the load, so the rows of minitransformer (one thread) also give their CPU
+time (``cpu_ms``, time.process_time: what the run takes on an idle core). The library's rows
+have none: it trains on several threads, whose CPU times add up.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 
 from ..harness import print_table, time_alternating
@@ -28,7 +33,7 @@ def _gpt2_tokenizer_json(tokenizer) -> dict:
     from minitransformer.data.bpe import bytes_to_unicode
 
     byte_char = bytes_to_unicode()
-    as_text = [ "".join(byte_char[b] for b in tokenizer.token_bytes(i)) for i in range(tokenizer.vocab_size)]
+    as_text = ["".join(byte_char[b] for b in tokenizer.token_bytes(i)) for i in range(tokenizer.vocab_size)]
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
     return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
             "pre_tokenizer": byte_level, "post_processor": byte_level, "decoder": byte_level,
@@ -36,6 +41,12 @@ def _gpt2_tokenizer_json(tokenizer) -> dict:
                       "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
                       "ignore_merges": False, "vocab": {token: i for i, token in enumerate(as_text)},
                       "merges": [[as_text[a], as_text[b]] for a, b in tokenizer.merges]}}
+
+
+def _cpu_seconds(function) -> float:
+    start = time.process_time()
+    function()
+    return time.process_time() - start
 
 
 def _clear_unicode_tables() -> None:
@@ -55,9 +66,9 @@ def run(quick: bool) -> dict:
     megabytes = len(text.encode("utf-8")) / 1e6
 
     _clear_unicode_tables()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     trained = ByteBPETokenizer.train(text, vocab_size)
-    first_call_s = time.perf_counter() - start
+    first_call_s, first_call_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
     config = _gpt2_tokenizer_json(trained)
 
     train_candidates = {"train": lambda: ByteBPETokenizer.train(text, vocab_size)}
@@ -87,14 +98,17 @@ def run(quick: bool) -> dict:
 
     timings = {**time_alternating(train_candidates, rounds, settle_s=0.0),
                **time_alternating(encode_candidates, rounds, settle_s=0.0)}
-    rows = [{"name": "train, first call", "median_ms": first_call_s * 1e3}]
+    rows = [{"name": "train, first call", "median_ms": first_call_s * 1e3, "cpu_ms": first_call_cpu_s * 1e3}]
     for name, timing in timings.items():
         rows.append({"name": name, **timing})
+        if "tokenizers)" not in name:
+            candidate = {**train_candidates, **encode_candidates}[name]
+            rows[-1]["cpu_ms"] = statistics.median(_cpu_seconds(candidate) for _ in range(rounds)) * 1e3
     for row in rows:
         if row["name"].startswith("encode"):
-            row["mb_per_s"] = megabytes / (row["median_ms"] / 1e3)
+            row["mb_per_s"] = megabytes / (row["median_ms"] / 1e3)  # wall time
     print_table(f"BPE on {megabytes * 1e3:.0f} KB of docstrings, {vocab_size} tokens (median of {rounds})",
                 rows, [("name", "what"), ("median_ms", "median ms"), ("p25_ms", "p25"), ("p75_ms", "p75"),
-                       ("mb_per_s", "MB/s")])
+                       ("cpu_ms", "CPU ms"), ("mb_per_s", "MB/s")])
     return {"text_bytes": len(text.encode("utf-8")), "vocab_size": vocab_size, "rounds": rounds,
             "tokenizers": getattr(tokenizers, "__version__", None), "rows": rows}

@@ -98,7 +98,7 @@ def test_decode_inverts_encode_for_any_text(text):
         "<|endoftext|>", "").replace("<|begin|>", "")
 
 
-def test_gpt2_pretokenizer_treats_superscript_two_as_a_number(gpt2):
+def test_gpt2_pretokenizer_treats_superscript_two_as_a_number():
     """\\p{N} holds "²" (No): GPT-2 cuts "x²" into "x" and "²"; with \\d it would be one symbol run."""
     assert compile_pattern(r" ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+").findall("x² ½") == ["x", "²", " ½"]
 
