@@ -13,18 +13,19 @@
 """
 
 from .batching import get_batch, train_val_split
+from .bpe import bytes_to_unicode
 from .classification import (
     STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
 )
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
 from .tokenizer_json import HuggingFaceTokenizer, load_tokenizer_json
-from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
+from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer, pretokenize
 
 __all__ = [
     "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "HuggingFaceTokenizer",
-    "LabelledTexts",
+    "LabelledTexts", "bytes_to_unicode",
     "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "load_tokenizer_json",
-    "python_sources",
+    "pretokenize", "python_sources",
     "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
     "train_test_split", "train_val_split",
 ]
