@@ -7,8 +7,9 @@ word as often as it occurs. The result is deterministic: a tie between pairs of 
 goes to the smallest pair of ids, compared as (left id, right id). Ids 0-255 are the bytes and
 merge i makes id 256 + i, so among tied pairs the one made of bytes with smaller values, or of
 earlier-learned tokens, wins; the order of words in the text plays no part. (Hugging Face's
-BpeTrainer also breaks ties by the pair's ids, which follow its alphabet order; GPT-2's
-original trainer was never published.)
+BpeTrainer also takes the smaller pair of ids on a tie, ``impl Ord for Merge`` in
+tokenizers/src/models/bpe/trainer.rs, its ids numbering the characters by code point; GPT-2's
+own trainer was never published.)
 
 Efficient because text repeats itself: pairs are counted over the distinct words weighted by
 their frequency, and after a merge only the words containing the merged pair are recounted. A

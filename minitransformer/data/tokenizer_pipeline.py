@@ -198,16 +198,18 @@ def _byte_level(add_prefix_space: bool, use_regex: bool) -> PreTokenizer:
     """GPT-2's pre-tokenizer: a space before each piece (if asked), the GPT-2 regex split (if
     asked), then each UTF-8 byte written as its printable stand-in character."""
     regex = compile_pattern(GPT2_PATTERN)
-    byte_char = bytes_to_unicode()
+    # bytes -> stand-ins at C speed: decode the UTF-8 bytes as Latin-1 (one character per byte,
+    # code point = byte value), then str.translate each to its stand-in
+    stand_in = str.maketrans({chr(byte): char for byte, char in bytes_to_unicode().items()})
 
     def pre_tokenize(pieces: list[Piece]) -> list[Piece]:
         result = []
         for text, starts in pieces:
             if add_prefix_space and not text.startswith(" "):
                 text = " " + text
-            subs = [(m.group(0), m.start()) for m in regex.finditer(text)] if use_regex else [(text, 0)]
-            result.extend(("".join(byte_char[b] for b in sub.encode("utf-8")), starts and start == 0)
-                          for sub, start in subs if sub)
+            subs = regex.findall(text) if use_regex else [text]  # GPT-2's pattern matches no empty piece
+            result.extend((sub.encode("utf-8").decode("latin-1").translate(stand_in), starts and index == 0)
+                          for index, sub in enumerate(subs) if sub)
         return result
     return pre_tokenize
 
