@@ -5,8 +5,8 @@
 Each step merges the most frequent adjacent pair of tokens across all words, counting each
 word as often as it occurs. The result is deterministic: a tie between pairs of equal count
 goes to the smallest pair of ids, compared as (left id, right id). Ids 0-255 are the bytes and
-merge i makes id 256 + i, so among tied pairs the one made of bytes with smaller values, or of
-earlier-learned tokens, wins; the order of words in the text plays no part. (Hugging Face's
+merge i makes id 256 + i, so the left token decides first (bytes before merged tokens, earlier
+merges before later ones), then the right; the order of words in the text plays no part. (Hugging Face's
 BpeTrainer also takes the smaller pair of ids on a tie, ``impl Ord for Merge`` in
 tokenizers/src/models/bpe/trainer.rs, its ids numbering the characters by code point; GPT-2's
 own trainer was never published.)
