@@ -60,10 +60,13 @@ class BPEModel:
         if config.get("dropout") not in (None, 0, 0.0):
             raise ValueError(f"{where}: BPE dropout {config['dropout']!r} is not supported (it makes encoding random)")
         vocab = config.get("vocab")
-        if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
-            raise ValueError(f"{where}: model.vocab must be an object of token -> integer id")
+        if not isinstance(vocab, dict) or not all(type(i) is int and i >= 0 for i in vocab.values()):
+            raise ValueError(f"{where}: model.vocab must be an object of token -> id (an integer >= 0)")
         self.vocab: dict[str, int] = vocab
         self.tokens = {i: token for token, i in vocab.items()}
+        for name in ("unk_token", "continuing_subword_prefix", "end_of_word_suffix"):
+            if not isinstance(config.get(name), (str, type(None))):
+                raise ValueError(f"{where}: model.{name} must be a string or null, got {config[name]!r:.60}")
         self.unk_token = config.get("unk_token")
         self.byte_fallback = bool(config.get("byte_fallback", False))
         self.fuse_unk = bool(config.get("fuse_unk", False))
@@ -129,6 +132,12 @@ class HuggingFaceTokenizer:
         if not isinstance(config, dict):
             raise ValueError(f"{where}: expected a JSON object at the top level")
         self.where = where
+        try:
+            self._build(config, where)
+        except (AttributeError, KeyError, TypeError, IndexError) as error:  # a shape no check foresaw
+            raise ValueError(f"{where}: malformed tokenizer.json ({type(error).__name__}: {error})") from None
+
+    def _build(self, config: dict, where: str) -> None:
         self.model = BPEModel(_object(config, "model", where), where)
         self.normalizer = build_normalizer(config.get("normalizer"), where)
         self.pre_tokenizer = build_pre_tokenizer(config.get("pre_tokenizer"), where)
@@ -136,7 +145,10 @@ class HuggingFaceTokenizer:
         self.decoder = build_decoder(config.get("decoder"), where)
         self.added_tokens: list[AddedToken] = []
         self._added_by_content: dict[str, AddedToken] = {}
-        for entry in config.get("added_tokens", []):
+        added_tokens = config.get("added_tokens") or []
+        if not isinstance(added_tokens, list):
+            raise ValueError(f"{where}: 'added_tokens' must be a JSON list, got {added_tokens!r:.60}")
+        for entry in added_tokens:
             token = _added_token(entry, where)
             token = token._replace(id=self._id_for_added(token.content))
             self.added_tokens.append(token)
@@ -186,13 +198,17 @@ class HuggingFaceTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"{self.where}: encode expects a str, got {type(text).__name__}")
         ids: list[int] = []
-        for segment in self._segments(text):
-            if isinstance(segment, int):
-                ids.append(segment)
-                continue
-            pieces = self.pre_tokenizer([segment]) if self.pre_tokenizer else [segment]
-            for word, _ in pieces:
-                ids.extend(self.model.tokenize(word))
+        try:
+            for segment in self._segments(text):
+                if isinstance(segment, int):
+                    ids.append(segment)
+                    continue
+                pieces = self.pre_tokenizer([segment]) if self.pre_tokenizer else [segment]
+                for word, _ in pieces:
+                    ids.extend(self.model.tokenize(word))
+        except UnicodeEncodeError as error:  # a lone surrogate, e.g. from errors="surrogateescape"
+            raise ValueError(f"{self.where}: encode: the text holds the lone surrogate "
+                             f"U+{ord(error.object[error.start]):04X}; expected valid Unicode") from None
         if add_special_tokens and self.post_processor:
             ids = self.post_processor(ids)
         return ids

@@ -39,12 +39,31 @@ def _unsupported(where: str, step: str, config) -> ValueError:
     return ValueError(f"{where}: {step} type {kind!r} is not supported")
 
 
+def _field(config: dict, name: str, default, kind: type, where: str):
+    """config[name] (or default when absent), checked to be of the JSON type ``kind``."""
+    value = config.get(name, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{where}: {config.get('type')} field {name!r} must be a JSON "
+                         f"{ {str: 'string', bool: 'boolean', int: 'integer', list: 'list'}[kind]}, got {value!r:.60}")
+    return value
+
+
+def _step(config, step: str, where: str) -> dict | None:
+    """A step's JSON object, or None for null; ValueError for anything else."""
+    if config is not None and not (isinstance(config, dict) and isinstance(config.get("type"), str)):
+        raise ValueError(f"{where}: {step} must be a JSON object with a 'type' or null, got {config!r:.60}")
+    return config
+
+
 def _pattern(where: str, config) -> re.Pattern:
     """A {"String": literal} or {"Regex": oniguruma pattern} object as a compiled ``re``."""
     if isinstance(config, dict) and isinstance(config.get("String"), str):
         return re.compile(re.escape(config["String"]))
     if isinstance(config, dict) and isinstance(config.get("Regex"), str):
-        return compile_pattern(config["Regex"])
+        try:
+            return compile_pattern(config["Regex"])
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
     raise ValueError(f"{where}: pattern {config!r:.80} must be {{'String': ...}} or {{'Regex': ...}}")
 
 
@@ -53,7 +72,7 @@ def _pattern(where: str, config) -> re.Pattern:
 
 
 def build_normalizer(config: dict | None, where: str) -> Normalizer | None:
-    if config is None:
+    if _step(config, "normalizer", where) is None:
         return None
     kind = config.get("type")
     if kind in ("NFC", "NFD", "NFKC", "NFKD"):
@@ -61,16 +80,16 @@ def build_normalizer(config: dict | None, where: str) -> Normalizer | None:
     if kind == "Lowercase":
         return str.lower
     if kind == "Strip":  # Rust's trim: Unicode White_Space, not Python's isspace
-        left, right = config.get("strip_left", True), config.get("strip_right", True)
+        left, right = _field(config, "strip_left", True, bool, where), _field(config, "strip_right", True, bool, where)
         return lambda text: _strip(text, left, right)
     if kind == "Replace":
-        pattern, content = _pattern(where, config.get("pattern")), config.get("content", "")
+        pattern, content = _pattern(where, config.get("pattern")), _field(config, "content", "", str, where)
         return lambda text: pattern.sub(lambda _: content, text)
     if kind == "Prepend":  # sentencepiece's dummy prefix "▁", on non-empty text only
-        prefix = config.get("prepend", "")
+        prefix = _field(config, "prepend", "", str, where)
         return lambda text: prefix + text if text else text
     if kind == "Sequence":
-        steps = [build_normalizer(step, where) for step in config.get("normalizers", [])]
+        steps = [build_normalizer(step, where) for step in _field(config, "normalizers", [], list, where)]
 
         def normalize(text: str) -> str:
             for step in steps:
@@ -93,27 +112,28 @@ def _strip(text: str, left: bool, right: bool) -> str:
 
 
 def build_pre_tokenizer(config: dict | None, where: str) -> PreTokenizer | None:
-    if config is None:
+    if _step(config, "pre_tokenizer", where) is None:
         return None
     kind = config.get("type")
     if kind == "ByteLevel":
-        return _byte_level(config.get("add_prefix_space", True), config.get("use_regex", True))
+        return _byte_level(_field(config, "add_prefix_space", True, bool, where),
+                           _field(config, "use_regex", True, bool, where))
     if kind == "Split":
         pattern = _pattern(where, config.get("pattern"))
         behavior = config.get("behavior", "Isolated")
         if behavior not in _MERGE_BEHAVIORS:
             raise ValueError(f"{where}: Split behavior {behavior!r} is not one of {sorted(_MERGE_BEHAVIORS)}")
-        invert = bool(config.get("invert", False))
+        invert = _field(config, "invert", False, bool, where)
         return _each_piece(lambda text: split_on(pattern, text, behavior, invert))
     if kind == "Digits":  # Rust's char::is_numeric: "²" counts as a digit here
-        behavior = "Isolated" if config.get("individual_digits", False) else "Contiguous"
+        behavior = "Isolated" if _field(config, "individual_digits", False, bool, where) else "Contiguous"
         return _each_piece(lambda text: split_by_predicate(text, is_numeric, behavior))
     if kind == "Metaspace":
         return _metaspace(config, where)
     if kind == "WhitespaceSplit":
         return _each_piece(lambda text: split_by_predicate(text, is_white_space, "Removed"))
     if kind == "Sequence":
-        steps = [build_pre_tokenizer(step, where) for step in config.get("pretokenizers", [])]
+        steps = [build_pre_tokenizer(step, where) for step in _field(config, "pretokenizers", [], list, where)]
 
         def pre_tokenize(pieces: list[Piece]) -> list[Piece]:
             for step in steps:
@@ -217,9 +237,9 @@ def _byte_level(add_prefix_space: bool, use_regex: bool) -> PreTokenizer:
 def _metaspace(config: dict, where: str) -> PreTokenizer:
     """Sentencepiece style: spaces become "▁" (U+2581), a "▁" is prepended (always, or only at
     the start of the input), and with split=True each "▁" starts a new piece."""
-    replacement = config.get("replacement", "▁")
+    replacement = _field(config, "replacement", "▁", str, where)
     scheme = _prepend_scheme(config, where)
-    split = config.get("split", True)
+    split = _field(config, "split", True, bool, where)
     marker = re.compile(re.escape(replacement))
 
     def pre_tokenize(pieces: list[Piece]) -> list[Piece]:
@@ -237,7 +257,7 @@ def _metaspace(config: dict, where: str) -> PreTokenizer:
 def _prepend_scheme(config: dict, where: str) -> str:
     scheme = config.get("prepend_scheme")
     if scheme is None:  # files written before prepend_scheme existed
-        scheme = "always" if config.get("add_prefix_space", True) else "never"
+        scheme = "always" if _field(config, "add_prefix_space", True, bool, where) else "never"
     if scheme not in ("always", "first", "never"):
         raise ValueError(f"{where}: Metaspace prepend_scheme {scheme!r} is not always, first or never")
     return scheme
@@ -248,7 +268,7 @@ def _prepend_scheme(config: dict, where: str) -> str:
 
 
 def build_post_processor(config: dict | None, where: str) -> PostProcessor | None:
-    if config is None:
+    if _step(config, "post_processor", where) is None:
         return None
     kind = config.get("type")
     if kind == "ByteLevel":  # only trims offsets, which we do not return
@@ -256,10 +276,10 @@ def build_post_processor(config: dict | None, where: str) -> PostProcessor | Non
     if kind == "TemplateProcessing":
         return _template(config, where)
     if kind in ("BertProcessing", "RobertaProcessing"):  # [CLS] A [SEP], as [token, id] pairs
-        cls_id, sep_id = config["cls"][1], config["sep"][1]
+        cls_id, sep_id = (_token_id(config.get(name), f"{kind} {name}", where) for name in ("cls", "sep"))
         return lambda ids: [cls_id, *ids, sep_id]
     if kind == "Sequence":
-        steps = [build_post_processor(step, where) for step in config.get("processors", [])]
+        steps = [build_post_processor(step, where) for step in _field(config, "processors", [], list, where)]
 
         def process(ids: list[int]) -> list[int]:
             for step in steps:
@@ -273,17 +293,26 @@ def _template(config: dict, where: str) -> PostProcessor:
     """TemplateProcessing's "single" template, e.g. [<|begin_of_text|>, $A]."""
     special = config.get("special_tokens", {})
     parts: list[list[int] | None] = []  # ids of a special token, or None for the text's ids
-    for item in config.get("single", []):
-        if "Sequence" in item:
+    for item in _field(config, "single", [], list, where):
+        name = item.get("SpecialToken", {}).get("id") if isinstance(item, dict) else None
+        ids = special.get(name, {}).get("ids") if isinstance(special, dict) and isinstance(name, str) else None
+        if isinstance(item, dict) and "Sequence" in item:
             parts.append(None)
-        elif "SpecialToken" in item and item["SpecialToken"].get("id") in special:
-            parts.append(list(special[item["SpecialToken"]["id"]]["ids"]))
+        elif isinstance(ids, list) and all(type(i) is int for i in ids):
+            parts.append(ids)
         else:
-            raise ValueError(f"{where}: TemplateProcessing item {item!r:.80} names no known special token")
+            raise ValueError(f"{where}: TemplateProcessing item {item!r:.80} names no special token with integer ids")
 
     def process(ids: list[int]) -> list[int]:
         return [i for part in parts for i in (ids if part is None else part)]
     return process
+
+
+def _token_id(pair, what: str, where: str) -> int:
+    """The id of a ["[CLS]", 101] pair."""
+    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and type(pair[1]) is int):
+        raise ValueError(f"{where}: {what} must be a [token, id] pair, got {pair!r:.60}")
+    return pair[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,32 +320,33 @@ def _template(config: dict, where: str) -> PostProcessor:
 
 
 def build_decoder(config: dict | None, where: str) -> Decoder | None:
-    if config is None:
+    if _step(config, "decoder", where) is None:
         return None
     kind = config.get("type")
     if kind == "ByteLevel":
         return _byte_level_decode
     if kind == "Replace":
-        pattern, content = _pattern(where, config.get("pattern")), config.get("content", "")
+        pattern, content = _pattern(where, config.get("pattern")), _field(config, "content", "", str, where)
         return lambda tokens: [pattern.sub(lambda _: content, token) for token in tokens]
     if kind == "ByteFallback":
         return _byte_fallback_decode
     if kind == "Fuse":
         return lambda tokens: ["".join(tokens)]
     if kind == "Strip":
-        content, start, stop = config.get("content", " "), config.get("start", 0), config.get("stop", 0)
+        content = _field(config, "content", " ", str, where)
+        start, stop = _field(config, "start", 0, int, where), _field(config, "stop", 0, int, where)
         return lambda tokens: [_strip_count(token, content, start, stop) for token in tokens]
     if kind == "Metaspace":
-        replacement, scheme = config.get("replacement", "▁"), _prepend_scheme(config, where)
+        replacement, scheme = _field(config, "replacement", "▁", str, where), _prepend_scheme(config, where)
         # The first token loses its replacement characters (the prepended "▁"), unless never prepended.
         return lambda tokens: [token.replace(replacement, "" if i == 0 and scheme != "never" else " ")
                                for i, token in enumerate(tokens)]
     if kind == "BPEDecoder":  # end-of-word suffix such as "</w>" -> a space, none after the last
-        suffix = config.get("suffix", "</w>")
+        suffix = _field(config, "suffix", "</w>", str, where)
         return lambda tokens: [token.replace(suffix, "" if i == len(tokens) - 1 else " ")
                                for i, token in enumerate(tokens)]
     if kind == "Sequence":
-        steps = [build_decoder(step, where) for step in config.get("decoders", [])]
+        steps = [build_decoder(step, where) for step in _field(config, "decoders", [], list, where)]
 
         def decode(tokens: list[str]) -> list[str]:
             for step in steps:

@@ -253,7 +253,12 @@ class ByteBPETokenizer:
     def _encode_piece(self, piece: str) -> list[int]:
         piece_ids = self._piece_cache.get(piece)
         if piece_ids is None:
-            piece_ids = apply_merges([self._byte_ids[b] for b in piece.encode("utf-8")], self._merge_table)
+            try:
+                data = piece.encode("utf-8")
+            except UnicodeEncodeError as error:  # a lone surrogate, e.g. from errors="surrogateescape"
+                raise ValueError(f"ByteBPETokenizer.encode: the text holds the lone surrogate "
+                                 f"U+{ord(error.object[error.start]):04X}; expected valid Unicode") from None
+            piece_ids = apply_merges([self._byte_ids[b] for b in data], self._merge_table)
             if len(self._piece_cache) < 100_000:  # bounded: text is mostly repeated words
                 self._piece_cache[piece] = piece_ids
         return piece_ids

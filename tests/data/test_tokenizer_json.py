@@ -191,3 +191,32 @@ def test_bad_files_are_one_line_errors(tmp_path):
         load_tokenizer_json(tmp_path / "tokenizer.json")
     with pytest.raises(TypeError, match=r"encode expects a str, got bytes"):
         HuggingFaceTokenizer(gpt2_style()).encode(b"bytes")
+
+
+@pytest.mark.parametrize(("section", "value"), [
+    ("pre_tokenizer", "ByteLevel"), ("pre_tokenizer", {"type": "ByteLevel", "add_prefix_space": "yes"}),
+    ("pre_tokenizer", {"type": "Sequence", "pretokenizers": {"type": "ByteLevel"}}),
+    ("pre_tokenizer", {"type": "Split", "pattern": "x", "behavior": "Isolated"}),
+    ("pre_tokenizer", {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}),
+    ("pre_tokenizer", {"type": "Split", "pattern": {"String": "x"}, "behavior": "Sideways"}),
+    ("normalizer", {"type": "Replace", "pattern": {"String": " "}, "content": 5}),
+    ("decoder", {"type": "Strip", "content": " ", "start": "1"}), ("decoder", [1, 2]),
+    ("post_processor", {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<x>"}}]}),
+    ("post_processor", {"type": "TemplateProcessing", "single": "$A"}),
+    ("post_processor", {"type": "BertProcessing", "cls": ["[CLS]"], "sep": ["[SEP]", 2]}),
+    ("added_tokens", {"id": 3}), ("added_tokens", [{"id": "3", "content": "x"}]),
+    ("model", {"type": "BPE", "vocab": {"a": -1}, "merges": []}),
+    ("model", {"type": "BPE", "vocab": {"a": 0}, "merges": 7}),
+    ("model", {"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": ["<unk>"]}),
+    ("model", {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}),
+])
+def test_malformed_files_are_one_line_value_errors(section, value):
+    config = gpt2_style()
+    config[section] = value
+    with pytest.raises(ValueError, match=r"^tokenizer\.json: [^\n]+$"):
+        HuggingFaceTokenizer(config)
+
+
+def test_a_lone_surrogate_is_a_value_error_not_a_traceback(gpt2):
+    with pytest.raises(ValueError, match=r"encode: the text holds the lone surrogate U\+DC80; expected valid Unicode"):
+        gpt2.encode("abc\udc80")

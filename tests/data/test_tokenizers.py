@@ -99,6 +99,11 @@ def test_bpe_round_trips_non_ascii_emoji_and_empty_strings(bpe, text):
     assert bpe.decode(bpe.encode(text)) == text
 
 
+def test_bpe_encode_of_a_lone_surrogate_is_a_value_error(bpe):
+    with pytest.raises(ValueError, match=r"ByteBPETokenizer.encode: the text holds the lone surrogate U\+D800"):
+        bpe.encode("ok \ud800")
+
+
 def test_bpe_encodes_the_empty_string_as_no_tokens(bpe):
     assert bpe.encode("") == []
 
