@@ -13,13 +13,13 @@
 """
 
 from .batching import get_batch, train_val_split
-from .bpe import bytes_to_unicode
+from .bpe import bytes_to_unicode, pretokenize
 from .classification import (
     STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
 )
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
 from .tokenizer_json import HuggingFaceTokenizer, load_tokenizer_json
-from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer, pretokenize
+from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
 
 __all__ = [
     "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "HuggingFaceTokenizer",

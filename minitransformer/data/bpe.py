@@ -1,5 +1,5 @@
-"""The two pieces every byte-level BPE shares: applying learned merges to a word, and GPT-2's
-table from bytes to printable characters.
+"""What every byte-level BPE here shares: GPT-2's pre-tokenization, applying learned merges to
+a word, and GPT-2's table from bytes to printable characters.
 
 Both ``ByteBPETokenizer`` (our own files) and the BPE model of a Hugging Face tokenizer.json
 encode a pre-tokenized piece the same way: start from one id per byte (or character), then
@@ -11,8 +11,19 @@ from __future__ import annotations
 import functools
 import heapq
 
+from .unicode_regex import GPT2_PATTERN, compile_pattern
+
 # A merge table: (left id, right id) -> (rank, id of the merged token). Rank 0 was learned first.
 Merges = dict[tuple[int, int], tuple[int, int]]
+
+
+def pretokenize(text: str) -> list[str]:
+    """GPT-2's pre-tokenization: contractions, a letter run, a number run, a run of other
+    symbols (each with at most one leading space), then whitespace. BPE merges never cross
+    these pieces, so " the" is learned once instead of once per neighbouring word. The pattern
+    is GPT-2's exactly, with Unicode's letter and number classes (unicode_regex.py): "²" is a
+    number, as in GPT-2. The pieces join back to the text."""
+    return compile_pattern(GPT2_PATTERN).findall(text)
 
 
 def apply_merges(ids: list[int], merges: Merges) -> list[int]:

@@ -20,8 +20,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from .bpe import bytes_to_unicode, unicode_to_bytes
-from .unicode_regex import GPT2_PATTERN, WHITE_SPACE, compile_pattern, is_numeric, is_white_space
+from .bpe import bytes_to_unicode, pretokenize, unicode_to_bytes
+from .unicode_regex import WHITE_SPACE, compile_pattern, is_numeric, is_white_space
 
 # A piece of text on its way through the pre-tokenizers: (text, starts the input?). Metaspace's
 # prepend_scheme "first" adds "▁" only to a piece at the very start of the input.
@@ -217,7 +217,6 @@ def _merge_spans(text: str, spans: list[tuple[int, int, bool]], behavior: str) -
 def _byte_level(add_prefix_space: bool, use_regex: bool) -> PreTokenizer:
     """GPT-2's pre-tokenizer: a space before each piece (if asked), the GPT-2 regex split (if
     asked), then each UTF-8 byte written as its printable stand-in character."""
-    regex = compile_pattern(GPT2_PATTERN)
     # bytes -> stand-ins at C speed: decode the UTF-8 bytes as Latin-1 (one character per byte,
     # code point = byte value), then str.translate each to its stand-in
     stand_in = str.maketrans({chr(byte): char for byte, char in bytes_to_unicode().items()})
@@ -227,7 +226,7 @@ def _byte_level(add_prefix_space: bool, use_regex: bool) -> PreTokenizer:
         for text, starts in pieces:
             if add_prefix_space and not text.startswith(" "):
                 text = " " + text
-            subs = regex.findall(text) if use_regex else [text]  # GPT-2's pattern matches no empty piece
+            subs = pretokenize(text) if use_regex else [text]  # GPT-2's pattern matches no empty piece
             result.extend((sub.encode("utf-8").decode("latin-1").translate(stand_in), starts and index == 0)
                           for index, sub in enumerate(subs) if sub)
         return result

@@ -29,9 +29,8 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..files import MiB, read_json, read_text
-from .bpe import Merges, apply_merges, unicode_to_bytes
+from .bpe import Merges, apply_merges, pretokenize, unicode_to_bytes
 from .bpe_training import learn_merges
-from .unicode_regex import GPT2_PATTERN, compile_pattern
 
 # The newest version of the JSON layout: 1 for every tokenizer, 2 for a byte-level BPE with
 # special tokens or its own ids. load() refuses a format its class does not read.
@@ -360,15 +359,6 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | ByteBPETokenizer:
     """Load a saved tokenizer of any kind, choosing the class by the file's ``kind`` field."""
     kind = _read_json(path, None)["kind"]
     return TOKENIZERS[kind].load(path)
-
-
-def pretokenize(text: str) -> list[str]:
-    """GPT-2's pre-tokenization: contractions, a letter run, a number run, a run of other
-    symbols (each with at most one leading space), then whitespace. BPE merges never cross
-    these pieces, so " the" is learned once instead of once per neighbouring word. The pattern
-    is GPT-2's exactly, with Unicode's letter and number classes (unicode_regex.py): "²" is a
-    number, as in GPT-2. The pieces join back to the text."""
-    return compile_pattern(GPT2_PATTERN).findall(text)
 
 
 def _longest_first(tokens: Iterable[str]) -> re.Pattern | None:
