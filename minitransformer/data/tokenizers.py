@@ -270,11 +270,12 @@ class ByteBPETokenizer:
         Text is encoded only once more text cannot change it. A special token may still grow
         or begin in the last ``longest special - 1`` characters, so only text before
         ``settled`` counts. Up to the last special token there, all is final. After it, a piece
-        is final once two more pieces follow it before ``settled``: GPT-2's pattern looks at
-        most that far ahead (a contraction such as "'re" spans three pieces' worth of
-        characters; a whitespace run splits into at most two pieces). Pieces are encoded as
-        found, never cut out and pre-tokenized again, since a piece's end depends on what
-        follows it ("\n\n" is one piece at the end of a text, two before a letter)."""
+        is final once two more pieces follow it before ``settled``: deciding where a piece ends,
+        GPT-2's pattern never reads past the next two (an apostrophe is "'" alone or the start
+        of "'re", which the two characters after it decide; a whitespace run is cut into at
+        most two pieces). Pieces are encoded as found, never cut out and pre-tokenized again,
+        since a piece's end depends on what follows it ("\\n\\n" is one piece at the end of a
+        text, two before a letter)."""
         longest_special = max(map(len, self.special_tokens), default=1)
         buffer = ""
         for text in texts:
