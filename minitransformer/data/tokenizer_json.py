@@ -154,6 +154,10 @@ class HuggingFaceTokenizer:
             self.added_tokens.append(token)
             self._added_by_content.setdefault(token.content, token)
         self._added_by_id = {token.id: token for token in self.added_tokens}
+        # What id_to_token and decode show: as in tokenizers 0.23, a token matched in normalized
+        # text is shown normalized (with a Lowercase normalizer, "HeLLo" decodes as "hello").
+        self._added_text = {token.id: self._normalize(token.content) if token.normalized else token.content
+                            for token in self.added_tokens}
         self._raw_matcher = _matcher(token.content for token in self.added_tokens if not token.normalized)
         # Tokens matched in normalized text are looked for in their normalized form.
         self._normalized_forms = {self._normalize(token.content): token
@@ -190,8 +194,8 @@ class HuggingFaceTokenizer:
         return added.id if added else self.model.vocab.get(token)
 
     def id_to_token(self, token_id: int) -> str | None:
-        added = self._added_by_id.get(token_id)
-        return added.content if added else self.model.tokens.get(token_id)
+        added = self._added_text.get(token_id)
+        return added if added is not None else self.model.tokens.get(token_id)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """The ids of text, as ``tokenizers``' ``encode(text).ids``."""
@@ -236,7 +240,7 @@ class HuggingFaceTokenizer:
             added = self._added_by_id.get(token_id)
             if added is not None and skip_special_tokens and added.special:
                 continue
-            token = added.content if added is not None else self.model.tokens.get(token_id)
+            token = self._added_text[token_id] if added is not None else self.model.tokens.get(token_id)
             if token is not None:
                 tokens.append(token)
         if self.decoder is None:

@@ -28,7 +28,8 @@ def main():\n    return {"key": [1, 2, 3]}  # code with   spaces\tand tabs\r\n
 MULTILINGUAL_TEXT = (
     "Hello world! Don't panic, WE'LL see: it's 12345 or x² ≈ 1.5e-10.  Two  spaces,\n\n"
     "three   spaces\ttab\r\nCRLF. Café naïve Zürich Ærø. 日本語のテキスト 中文 한국어 "
-    "🌍🚀 👍🏽 🇯🇵 ½ Ⅻ ٣٤٥ ①②. <|endoftext|>after<|im_start|>user\nhi<|im_end|> <s>x</s>"
+    "🌍🚀 👍🏽 🇯🇵 ½ Ⅻ ٣٤٥ ①②. <|endoftext|>after<|im_start|>user\nhi<|im_end|> <s>x</s> a <mask>  b"
+    " DON'T end, the end. ﬁnd"
     "   trailing   "
 )
 
@@ -121,13 +122,24 @@ def family_config(family: str, byte_level_model: dict, sentencepiece_model: dict
         config["post_processor"] = {"type": "Sequence", "processors": [
             _byte_level(add_prefix_space=True), _template("<|im_start|>", config["model"]["vocab"]["<|im_start|>"])]}
         config["model"]["ignore_merges"] = True
+    elif family == "added-tokens":  # normalized and raw added tokens with every matching option
+        config["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"}]}
+        config["pre_tokenizer"] = _byte_level()
+        vocab_size = len(config["model"]["vocab"])
+        options = dict(single_word=False, lstrip=False, rstrip=False, normalized=False, special=True)
+        config["added_tokens"] += [
+            {**options, "id": vocab_size, "content": "<mask>", "lstrip": True, "rstrip": True},
+            {**options, "id": vocab_size + 1, "content": "Don't", "normalized": True, "special": False},
+            {**options, "id": vocab_size + 2, "content": "end", "single_word": True, "normalized": True},
+            {**options, "id": vocab_size + 3, "content": "<|im_start|>user", "special": False},
+        ]
     elif family == "qwen2":
         config["normalizer"] = {"type": "NFC"}
         config["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [_split(QWEN2_PATTERN), _byte_level(use_regex=False)]}
     return config
 
 
-FAMILIES = ["gpt2", "gpt2-prefix-space", "smollm2", "llama3", "qwen2", "llama2", "mistral"]
+FAMILIES = ["gpt2", "gpt2-prefix-space", "smollm2", "llama3", "qwen2", "llama2", "mistral", "added-tokens"]
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -165,11 +177,22 @@ def test_any_text_gives_the_ids_of_tokenizers(pair, text):
     assert_same(*pair, text)
 
 
+FRAGMENTS = ["<mask>", " ", "  ", "Don't", "DON'T", "end", "<|im_start|>user", "<|endoftext|>", "<s>", "a",
+             "É", "e\u0301", "\n", "\r\n", "²", "12345", "日本", "🌍", "'re"]
+
+
+@settings(max_examples=40)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join))
+def test_texts_of_tokens_and_edges_give_the_ids_of_tokenizers(pair, text):
+    """Added tokens next to spaces, words and each other, contractions and digit runs."""
+    assert_same(*pair, text)
+
+
 def test_vocabulary_and_special_tokens_agree(pair):
     ours, theirs = pair
     assert ours.vocab_size == theirs.get_vocab_size(with_added_tokens=True)
     vocab = theirs.get_vocab(with_added_tokens=True)
-    assert all(ours.token_to_id(token) == i and ours.id_to_token(i) == token for token, i in vocab.items())
+    assert all(ours.token_to_id(token) == i and ours.id_to_token(i) == theirs.id_to_token(i) for token, i in vocab.items())
     specials = {t.content: i for i, t in theirs.get_added_tokens_decoder().items() if t.special}
     assert ours.special_tokens == specials
 
