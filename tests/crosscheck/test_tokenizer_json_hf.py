@@ -93,7 +93,7 @@ SENTENCEPIECE_DECODER = {"type": "Sequence", "decoders": [
 
 def family_config(family: str, byte_level_model: dict, sentencepiece_model: dict) -> dict:
     """The tokenizer.json of a family: its published pipeline around a locally trained model."""
-    if family in ("llama2", "mistral"):
+    if family in ("llama2", "mistral", "metaspace-legacy"):
         config = json.loads(json.dumps(sentencepiece_model))
         config["post_processor"] = _template("<s>", config["model"]["vocab"]["<s>"])
         if family == "llama2":  # the "legacy" layout: a normalizer does the spaces
@@ -101,6 +101,10 @@ def family_config(family: str, byte_level_model: dict, sentencepiece_model: dict
                 {"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}
             config["pre_tokenizer"] = None
             config["decoder"] = SENTENCEPIECE_DECODER
+        elif family == "metaspace-legacy":  # files written before prepend_scheme and split existed
+            config["normalizer"] = None
+            config["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "add_prefix_space": True}
+            config["decoder"] = {"type": "Metaspace", "replacement": "▁", "add_prefix_space": True}
         else:  # newer files: a Metaspace pre-tokenizer that prepends "▁" only at the start
             config["normalizer"] = None
             config["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
@@ -139,7 +143,8 @@ def family_config(family: str, byte_level_model: dict, sentencepiece_model: dict
     return config
 
 
-FAMILIES = ["gpt2", "gpt2-prefix-space", "smollm2", "llama3", "qwen2", "llama2", "mistral", "added-tokens"]
+FAMILIES = ["gpt2", "gpt2-prefix-space", "smollm2", "llama3", "qwen2", "llama2", "mistral", "metaspace-legacy",
+            "added-tokens"]
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
