@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitransformer.data import load_tokenizer_json
-from minitransformer.data.unicode_regex import GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN
+from minitransformer.data import ByteBPETokenizer, bytes_to_unicode, load_tokenizer_json, pretokenize
+from minitransformer.data.unicode_regex import GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN, compile_pattern
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -206,7 +206,6 @@ def test_vocabulary_and_special_tokens_agree(pair):
 def test_pretokenization_patterns_split_like_tokenizers(pattern):
     """The Oniguruma patterns, translated for ``re`` with classes from unicodedata, cut text
     exactly where the library's Split pre-tokenizer does ("²" is \\p{N}, not \\d)."""
-    from minitransformer.data.unicode_regex import compile_pattern
     split = tokenizers.pre_tokenizers.Split(tokenizers.Regex(pattern), "isolated")
     for text in [MULTILINGUAL_TEXT, TRAINING_TEXT, *HELD_BACK_TEXTS]:
         assert [m.group(0) for m in compile_pattern(pattern).finditer(text)] == [
@@ -219,8 +218,6 @@ def test_pretokenization_patterns_split_like_tokenizers(pattern):
 def test_byte_bpe_pretokenization_is_gpt2s_byte_level_split():
     """ByteBPETokenizer's pieces are those of the library's ByteLevel pre-tokenizer (GPT-2's
     pattern): "²" and "½" are numbers, U+001C is not whitespace."""
-    from minitransformer.data.bpe import bytes_to_unicode
-    from minitransformer.data.tokenizers import pretokenize
     byte_char = bytes_to_unicode()
     split = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     for text in [MULTILINGUAL_TEXT, TRAINING_TEXT, *HELD_BACK_TEXTS]:
@@ -231,7 +228,6 @@ def test_byte_bpe_pretokenization_is_gpt2s_byte_level_split():
 def test_byte_bpe_from_gpt2_files_gives_the_ids_of_tokenizers(byte_level_model, sentencepiece_model, tmp_path):
     """vocab.json + merges.txt of a library-trained model, read by ByteBPETokenizer with the
     file's own ids, encode like the library's GPT-2 pipeline (special tokens included)."""
-    from minitransformer.data import ByteBPETokenizer
     model = byte_level_model["model"]
     (tmp_path / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
     merges = [" ".join(pair) if isinstance(pair, list) else pair for pair in model["merges"]]
