@@ -51,7 +51,7 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation"}
+    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -197,3 +197,13 @@ def test_generation_times_cached_and_uncached_for_both_models(quick_results):
         assert row["cached_ms"] > 0 and row["uncached_ms"] > 0
         assert row["speedup"] == row["uncached_ms"] / row["cached_ms"]
         assert row["cache_bytes_per_token"] > 0
+
+
+def test_tokenizer_times_training_and_three_encoders(quick_results):
+    _, results = quick_results
+    result = results["tokenizer"]
+    rows = {row["name"]: row for row in result["rows"]}
+    for name in ("train, first call", "train", "encode (ByteBPETokenizer)", "encode (tokenizer.json reader)"):
+        assert rows[name]["median_ms"] > 0 and rows[name]["cpu_ms"] >= 0
+    if result["tokenizers"] is not None:  # the library installed: its rows, and its ids are the reader's
+        assert rows["train (tokenizers)"]["median_ms"] > 0 and result["same_ids"] is True
