@@ -1,5 +1,4 @@
-import sys
-
 from .cli import main
+from .distributed import exit
 
-sys.exit(main())
+exit(main())  # under mpiexec, a failing rank leaves at once and the launcher stops the others
