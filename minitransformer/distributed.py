@@ -42,6 +42,7 @@ from .microbatches import BatchPlan
 
 # set by the launcher in each process it starts: MPICH/Intel MPI (Hydra), Open MPI
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+LAUNCHER_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
 TIMEOUT_VARIABLE = "MINITRANSFORMER_MPI_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait: far above a step, far below "hung"
 BUCKET_BYTES = 4 << 20  # gradients per all-reduce message (PyTorch's DDP uses 25 MB on fast links)
@@ -219,6 +220,26 @@ def exit(code: int) -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def error_prefix() -> str:
+    """What an error line starts with on this rank: nothing on rank 0 or a single process;
+    "rank r of N: " on the others, after a second's pause. An error every rank meets (a bad
+    flag) is then printed once, by rank 0, whose exit ends the job during the pause."""
+    size, rank = launched_world_size(), _launched_rank()
+    if size == 1 or rank == 0:
+        return ""
+    time.sleep(1.0)
+    return f"rank {rank} of {size}: "
+
+
+def _launched_rank() -> int:
+    """This process's rank as the launcher set it (read without MPI: errors may come first)."""
+    for name in LAUNCHER_RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 @contextlib.contextmanager
