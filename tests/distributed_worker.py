@@ -2,6 +2,7 @@
 process itself): a tiny GPT trained with DistributedDataParallel on fixed batches.
 
     mpiexec -n 2 python tests/distributed_worker.py equal OUT_DIR ACCUMULATION_STEPS
+    mpiexec -n 2 python tests/distributed_worker.py zero OUT_DIR
     mpiexec -n 2 python tests/distributed_worker.py fail
     mpiexec -n 2 python tests/distributed_worker.py timeout
 """
@@ -17,6 +18,7 @@ import numpy as np
 import minitransformer as mt
 from minitransformer import distributed, nn
 from minitransformer.optim import clip_grad_norm
+from minitransformer.zero import ZeroRedundancyOptimizer
 
 STEPS, BATCH, BLOCK, VOCAB = 4, 8, 8, 11
 
@@ -35,8 +37,9 @@ def batches(steps: int = STEPS) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def train_tiny(dtype, accumulation_steps: int = 1, world: distributed.World | None = None,
-               learning_rate: float = 1e-3, fail_at: int | None = None) -> dict[str, np.ndarray]:
-    """The parameters after STEPS AdamW steps (clipped at 1) of a GPT in ``dtype``."""
+               learning_rate: float = 1e-3, fail_at: int | None = None, zero: bool = False) -> tuple[dict, object]:
+    """(the parameters, the optimizer) after STEPS AdamW steps (clipped at 1) of a GPT in
+    ``dtype``; ``zero``: its state sharded over the ranks (ZeRO stage 1)."""
     mt.manual_seed(0)
     # no biases: the key projection's bias has a zero gradient in exact arithmetic (softmax ignores
     # a shift shared by all keys), which float32 rounds to noise that Adam scales up towards lr
@@ -49,6 +52,8 @@ def train_tiny(dtype, accumulation_steps: int = 1, world: distributed.World | No
             p.data = p.data + dtype(world.rank)
     model = distributed.DistributedDataParallel(gpt, accumulation_steps, world)
     optimizer = gpt.configure_optimizers(0.1, learning_rate, (0.9, 0.99))
+    if zero:
+        optimizer = ZeroRedundancyOptimizer(optimizer, world)
     for step, (x, y) in enumerate(batches()):
         if step == fail_at and world.rank == 1:
             raise ValueError("rank 1 failed on purpose")
@@ -59,7 +64,7 @@ def train_tiny(dtype, accumulation_steps: int = 1, world: distributed.World | No
         model.all_reduce_gradients()
         clip_grad_norm(gpt.parameters(), 1.0)
         optimizer.step()
-    return gpt.state_dict()
+    return gpt.state_dict(), optimizer
 
 
 def main(mode: str, *args: str) -> int:
@@ -68,8 +73,16 @@ def main(mode: str, *args: str) -> int:
         if mode == "equal":
             out_dir, accumulation_steps = Path(args[0]), int(args[1])
             for dtype in (np.float64, np.float32):
-                state = train_tiny(dtype, accumulation_steps, world)
+                state, _ = train_tiny(dtype, accumulation_steps, world)
                 np.savez(out_dir / f"{np.dtype(dtype).name}-rank{world.rank}.npz", **state)
+        elif mode == "zero":
+            out_dir = Path(args[0])
+            state, optimizer = train_tiny(np.float64, 1, world, zero=True)
+            gathered = optimizer.state_dict()  # every rank takes part
+            arrays = {f"optimizer/{i}/{name}": value for i, entry in gathered["state"].items()
+                      for name, value in entry.items()}
+            np.savez(out_dir / f"zero-rank{world.rank}.npz", **state, **arrays,
+                     state_bytes=np.array(optimizer.state_bytes()))
         elif mode == "fail":
             train_tiny(np.float32, 1, world, fail_at=1)
         elif mode == "timeout":

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minitransformer as mt
 from minitransformer import distributed
+from minitransformer.zero import partition
 from minitransformer.train import TrainConfig, load_run, train
 from tests.distributed_worker import train_tiny
 
@@ -89,7 +91,26 @@ def test_gradients_travel_in_buckets_of_one_dtype():
 
 def test_distributed_data_parallel_on_one_process_is_gradient_accumulation():
     # the same update with 1 piece and with 4, float64 (ignore_index makes the pieces unequal)
-    assert _max_difference(train_tiny(np.float64, 1), train_tiny(np.float64, 4)) < 1e-12
+    assert _max_difference(train_tiny(np.float64, 1)[0], train_tiny(np.float64, 4)[0]) < 1e-12
+
+
+def test_sharded_optimizer_on_one_process_is_the_optimizer_and_round_trips():
+    parameters, plain = train_tiny(np.float64, 1)
+    sharded_parameters, sharded = train_tiny(np.float64, 1, zero=True)
+    assert _max_difference(parameters, sharded_parameters) == 0.0
+    state = sharded.state_dict()
+    assert state["param_groups"] == plain.state_dict()["param_groups"]
+    sharded.load_state_dict(state)
+    assert _max_difference({f"{i}/{k}": v for i, e in sharded.state_dict()["state"].items() for k, v in e.items()},
+                           {f"{i}/{k}": v for i, e in plain.state_dict()["state"].items() for k, v in e.items()}) == 0
+
+
+def test_parameters_are_shared_out_largest_first_to_the_least_loaded_rank():
+    sizes = [100, 10, 60, 50, 5]
+    params = [mt.zeros(size, requires_grad=True) for size in sizes]
+    owner = partition(params, 2)
+    # 100 -> rank 0; 60 -> rank 1; 50 -> rank 1 (60 < 100); 10 -> rank 0 (100 < 110); 5 -> rank 0 (a tie)
+    assert [owner[id(p)] for p in params] == [0, 0, 1, 1, 0]
 
 
 # --- two ranks ----------------------------------------------------------------------------------
@@ -105,7 +126,7 @@ def test_two_ranks_train_the_parameters_of_one_process(tmp_path):
         name = np.dtype(dtype).name
         rank0, rank1 = (dict(np.load(tmp_path / f"{name}-rank{r}.npz")) for r in (0, 1))
         assert _max_difference(rank0, rank1) == 0.0
-        one_process = train_tiny(dtype, 1)
+        one_process = train_tiny(dtype, 1)[0]
         assert _max_difference(rank0, one_process) < tolerance, name
 
 
@@ -134,6 +155,24 @@ def test_train_on_two_ranks_equals_one_and_resumes_on_either(tmp_path):
     result = _run(["-m", "minitransformer", "train", "--resume", "runs/one", "--max-iters", "6"], tmp_path)
     assert result.returncode == 0, result.stdout  # 1 rank, then 2
     assert _max_difference(load_run(one)[0].state_dict(), load_run(two)[0].state_dict()) < 1e-6
+
+
+def test_sharded_optimizer_state_trains_the_unsharded_parameters(tmp_path):
+    """ZeRO stage 1 on 2 ranks: each rank keeps Adam's moments for about half the parameters,
+    yet ends with the parameters of one unsharded process, and the gathered state is the
+    unsharded optimizer's (float64, to rounding)."""
+    result = _run([str(WORKER), "zero", str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stdout
+    rank0, rank1 = (dict(np.load(tmp_path / f"zero-rank{r}.npz")) for r in (0, 1))
+    parameters, optimizer = train_tiny(np.float64, 1)
+    expected = {**parameters, **{f"optimizer/{i}/{name}": value for i, entry in optimizer.state_dict()["state"].items()
+                                 for name, value in entry.items()}}
+    shares = [int(rank.pop("state_bytes")) for rank in (rank0, rank1)]
+    assert _max_difference(rank0, rank1) == 0.0
+    assert _max_difference(rank0, expected) < 1e-12
+    unsharded = sum(value.nbytes for entry in optimizer.state.values() for value in entry.values()
+                    if hasattr(value, "nbytes"))
+    assert sum(shares) == unsharded and max(shares) < 0.7 * unsharded, (shares, unsharded)
 
 
 def test_a_failing_rank_stops_every_rank_with_one_line(tmp_path):

@@ -72,14 +72,14 @@ def test_accumulated_micro_batches_update_like_the_whole_batch(dtype, tolerance)
     """A hand-written loop: 4 AdamW steps on batches of 8 whose rows ignore more and more of
     their targets, whole or in 4 micro-batches weighted by counted tokens. Weighting each piece
     1/4 instead (nanoGPT's loss / gradient_accumulation_steps) is measurably wrong here."""
-    whole = train_tiny(dtype, accumulation_steps=1)
-    accumulated = train_tiny(dtype, accumulation_steps=4)
+    whole = train_tiny(dtype, accumulation_steps=1)[0]
+    accumulated = train_tiny(dtype, accumulation_steps=4)[0]
     for name, value in accumulated.items():
         np.testing.assert_allclose(value, whole[name], rtol=0, atol=tolerance, err_msg=name)
 
 
 def test_equal_weights_would_be_wrong_with_ignore_index(monkeypatch):
-    whole = train_tiny(np.float64, accumulation_steps=1)
+    whole = train_tiny(np.float64, accumulation_steps=1)[0]
     rows_only = BatchPlan.pieces
 
     def equal_shares(self, *arrays, ignore_index=-100):
@@ -87,7 +87,7 @@ def test_equal_weights_would_be_wrong_with_ignore_index(monkeypatch):
                                                                                   ignore_index=ignore_index)]
 
     monkeypatch.setattr(BatchPlan, "pieces", equal_shares)
-    equal = train_tiny(np.float64, accumulation_steps=4)
+    equal = train_tiny(np.float64, accumulation_steps=4)[0]
     assert max(float(np.abs(equal[name] - whole[name]).max()) for name in whole) > 1e-5
 
 
