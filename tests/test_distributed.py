@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
-from minitransformer import distributed
+from minitransformer import checkpoint, distributed
 from minitransformer.zero import partition
 from minitransformer.train import TrainConfig, load_run, train
 from tests.distributed_worker import train_tiny
@@ -210,6 +210,29 @@ def test_killing_a_rank_mid_run_ends_the_job_within_seconds(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_ctrl_c_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path):
+    (tmp_path / "corpus.txt").write_text(TEXT, encoding="utf-8")
+    process = _launch(["-m", "minitransformer", "train", "--data", "corpus.txt", "--out-dir", "runs", "--name",
+                       "stopped", *TINY_RUN, "--max-iters", "100000", "--eval-interval", "100000"], tmp_path)
+    try:
+        log = tmp_path / "runs" / "stopped" / "log.jsonl"
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().count('"kind": "step"') >= 2):
+            assert process.poll() is None and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)  # mpiexec passes it to every rank
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert output.count("stopped at iteration") == 1, output
+    stopped_at = int(output.split("stopped at iteration ")[1].split(":")[0])
+    saved = checkpoint.read_config(tmp_path / "runs" / "stopped" / "checkpoint")["extra"]
+    steps = [line for line in log.read_text().splitlines() if '"kind": "step"' in line]
+    assert saved["iter_num"] == stopped_at and f'"iter": {stopped_at},' in steps[-1]
 
 
 def _rank_pid(rank: int, marker: str) -> int:
