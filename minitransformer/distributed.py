@@ -273,7 +273,7 @@ class DistributedDataParallel:
         for step in range(steps):
             x, y = data.get_batch(train_ids, B, T)      # the same global batch on every rank
             optimizer.zero_grad()
-            for x_part, y_part, share in model.pieces(x, y):
+            for x_part, y_part, share in model.pieces(x, y, ignore_index=-1):  # GPT's ignore_index
                 _, loss = model(x_part, y_part)
                 (loss * share).backward()
             model.all_reduce_gradients()                 # the batch's gradient, on every rank

@@ -51,6 +51,7 @@ from .runs import (DivergenceGuard, ReadOnlyRunDirectory, RunDirectory, StopFlag
                    check_run_files, from_dict, global_grad_norm, option, read_log, read_run_info)
 
 MAX_SAMPLE_TOKENS = 100_000
+IGNORE_INDEX = -1  # the target the language models' loss skips (nanoGPT's value), for micro-batch shares
 
 
 @dataclass
@@ -151,7 +152,7 @@ def estimate_loss(model: Module, splits: dict, config: TrainConfig, seed: int, w
             total = 0.0
             for _ in range(config.eval_iters):
                 x, y = data.get_batch(ids, config.batch_size, config.block_size, rng)
-                for x_part, y_part, share in plan.pieces(x, y):
+                for x_part, y_part, share in plan.pieces(x, y, ignore_index=IGNORE_INDEX):
                     _, loss = model(_to_device(x_part, config), _to_device(y_part, config))
                     total += share * loss.item()
             totals.append(total / config.eval_iters)
@@ -267,7 +268,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
                 # BEGIN SOLUTION a6
                 optimizer.zero_grad()
                 loss_value = 0.0
-                for x_part, y_part, share in plan.pieces(x, y):  # this rank's rows, in micro-batches
+                for x_part, y_part, share in plan.pieces(x, y, ignore_index=IGNORE_INDEX):  # this rank's rows
                     _, loss = model(_to_device(x_part, config), _to_device(y_part, config))
                     (loss * share).backward()  # share = the piece's tokens / the batch's: the pieces add up
                     loss_value += share * loss.item()

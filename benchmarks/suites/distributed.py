@@ -7,7 +7,9 @@ Reported per config and N: ms per step (median over the timed steps; each rank's
 slowest rank counted), tokens/s of the whole job, the share of the step spent in all-reduce
 (every collective, waiting for the slower rank included) and the speed-up of 2 ranks over 1.
 A third candidate sends one message per gradient tensor instead of 4 MB buckets: what bucketing
-buys. The launches alternate (1, 2, 2-unbucketed, then reversed...), so a burst of load from
+buys. A probe then asks whether overlapping the all-reduce with the backward pass could help
+here: it times an all-reduce of the small config's gradients, a computation, and the all-reduce
+started before the computation and waited for after it (what a backward-pass hook would do). The launches alternate (1, 2, 2-unbucketed, then reversed...), so a burst of load from
 elsewhere hits all alike.
 
 Skipped, with the reason in the JSON, where mpi4py or mpiexec is not installed
@@ -79,14 +81,74 @@ def run(quick: bool) -> dict:
             if row["config"] == config:
                 row["speedup"] = single["step_ms"] / row["step_ms"]
                 row["all_reduce_share"] = row["all_reduce_ms"] / row["step_ms"]
+    probe = probe_overlap(quick)
     print_table("distributed: one training step on 1 and 2 MPI ranks (same global batch, one thread a rank)", rows, [
         ("config", "config"), ("candidate", "ranks"), ("step_ms", "ms/step"), ("tokens_per_s", "tok/s"),
         ("speedup", "speed-up"), ("all_reduce_ms", "all-reduce ms"), ("all_reduce_share", "of the step"),
         ("messages_per_step", "messages"), ("gradient_mib", "gradients MiB")])
-    return {"results": rows, "steps": steps, "warmup": warmup, "rounds": rounds}
+    print_table("distributed: does an all-reduce progress during computation? (2 ranks, MPICH, no progress thread)",
+                [probe], [("gradient_mib", "MiB"), ("all_reduce_ms", "all-reduce ms"), ("compute_ms", "compute ms"),
+                          ("overlapped_ms", "started before the compute ms"), ("hidden_ms", "hidden ms"),
+                          ("hidden_share", "share hidden")])
+    return {"results": rows, "overlap_probe": probe, "steps": steps, "warmup": warmup, "rounds": rounds}
+
+
+def probe_overlap(quick: bool) -> dict:
+    """Does an all-reduce progress while the rank computes? 2 ranks, the small config's gradient
+    size: the all-reduce alone, a computation alone, and the all-reduce started before the
+    computation and waited for after it."""
+    return _launch_probe(["--probe-overlap", "--steps", "3" if quick else "15"])
+
+
+def _launch_probe(arguments: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MINITRANSFORMER_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    command = [shutil.which("mpiexec"), "-n", "2", sys.executable, "-m", "benchmarks.suites.distributed",
+               "--worker", "small", *arguments]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"distributed benchmark: the overlap probe failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- what each rank runs --------------------------------------------------------------------------
+
+def overlap_worker(config_name: str, repeats: int) -> dict:
+    import numpy as np
+
+    from minitransformer import distributed, nn
+
+    world = distributed.init()
+    count = nn.GPT(CONFIGS[config_name].gpt_config()).num_parameters()
+    gradient = np.ones(count, dtype=np.float32)
+    a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    MPI = world._mpi
+
+    def all_reduce():
+        world._wait([world.comm.Iallreduce(MPI.IN_PLACE, gradient, op=MPI.SUM)], "all-reduce")
+
+    def compute(times: int = 40):
+        for _ in range(times):
+            a @ a
+
+    def overlapped():
+        request = world.comm.Iallreduce(MPI.IN_PLACE, gradient, op=MPI.SUM)
+        compute()
+        world._wait([request], "all-reduce")
+
+    timings = {}
+    for name, run in (("all_reduce_ms", all_reduce), ("compute_ms", compute), ("overlapped_ms", overlapped)):
+        samples = []
+        for _ in range(repeats + 1):
+            world.barrier()
+            started = time.perf_counter()
+            run()
+            samples.append((time.perf_counter() - started) * 1e3)
+        timings[name] = statistics.median(samples[1:])
+    hidden = timings["all_reduce_ms"] + timings["compute_ms"] - timings["overlapped_ms"]
+    return {**timings, "hidden_ms": hidden, "hidden_share": hidden / timings["all_reduce_ms"],
+            "gradient_mib": gradient.nbytes / 2**20}
+
 
 def worker(config_name: str, steps: int, warmup: int, bucket_bytes: int) -> dict:
     import minitransformer as mt
@@ -133,8 +195,12 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bucket-bytes", type=int, default=4 << 20)
+    parser.add_argument("--probe-overlap", action="store_true")
     args = parser.parse_args()
-    result = worker(args.worker, args.steps, args.warmup, args.bucket_bytes)
+    if args.probe_overlap:
+        result = overlap_worker(args.worker, args.steps)
+    else:
+        result = worker(args.worker, args.steps, args.warmup, args.bucket_bytes)
     from minitransformer import distributed
 
     if distributed.rank() == 0:
