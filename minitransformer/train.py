@@ -23,6 +23,13 @@ the run started with (it ends where the original ``max_iters`` or ``lr_decay_ite
 and trains the extra steps at ``min_lr``. Re-stretching the decay would raise the learning
 rate again, part-way through a run whose weights have settled; ``--lr-decay-iters`` on resume
 asks for that explicitly, and the run says what the change does to the learning rate.
+
+``--gradient-accumulation-steps K`` cuts each step's batch into K micro-batches whose losses are
+weighted by their share of the batch's targets (microbatches.py): the same update in 1/K of
+the activation memory. Started by ``mpiexec -n N``, every rank draws the same global batch of
+``--batch-size`` rows, takes its rows, and the gradients are summed over the ranks
+(distributed.py); only rank 0 writes the run directory, the evaluation is shared out, and the
+checkpoint holds nothing that depends on N, so a run resumes on any number of ranks.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def probe_overlap(quick: bool) -> dict:
     """Does an all-reduce progress while the rank computes? 2 ranks, the small config's gradient
     size: the all-reduce alone, a computation alone, and the all-reduce started before the
     computation and waited for after it."""
-    return _launch_probe(["--probe-overlap", "--steps", "3" if quick else "15"])
+    return _launch_probe(["--probe-overlap", "--steps", "3" if quick else "40"])
 
 
 def _launch_probe(arguments: list[str]) -> dict:
@@ -127,7 +127,7 @@ def overlap_worker(config_name: str, repeats: int) -> dict:
     def all_reduce():
         world._wait([world.comm.Iallreduce(MPI.IN_PLACE, gradient, op=MPI.SUM)], "all-reduce")
 
-    def compute(times: int = 40):
+    def compute(times: int = 12):
         for _ in range(times):
             a @ a
 
