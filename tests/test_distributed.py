@@ -45,7 +45,8 @@ def _launch(args: list[str], cwd: Path, ranks: int = 2, timeout: float = 120, **
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MINITRANSFORMER_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     return subprocess.Popen([_mpiexec(), "-n", str(ranks), sys.executable, *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **popen)
 
 
 def _run(args: list[str], cwd: Path, ranks: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:

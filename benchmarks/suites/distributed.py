@@ -43,7 +43,8 @@ def _launch(config: str, ranks: int, bucket_bytes: int | None, steps: int, warmu
                "--worker", config, "--steps", str(steps), "--warmup", str(warmup)]
     if bucket_bytes is not None:
         command += ["--bucket-bytes", str(bucket_bytes)]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"distributed benchmark: {' '.join(command[1:4])} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,7 +106,8 @@ def _launch_probe(arguments: list[str]) -> dict:
            "OPENBLAS_NUM_THREADS": "1"}
     command = [shutil.which("mpiexec"), "-n", "2", sys.executable, "-m", "benchmarks.suites.distributed",
                "--worker", "small", *arguments]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"distributed benchmark: the overlap probe failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
