@@ -50,7 +50,6 @@ from .autograd import no_grad
 from .atomic import atomic_open, atomic_write_text
 from .distributed import World, all_reduce_gradients, broadcast_parameters, own_random_stream
 from .distributed import init as init_world
-from .microbatches import BatchPlan
 from .nn import Module
 from .optim import clip_grad_norm, cosine_lr, set_lr
 from .progress import Progress
