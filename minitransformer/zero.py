@@ -64,6 +64,8 @@ class ZeroRedundancyOptimizer:
             else:
                 flat = np.empty(sum(p.size for p in owned), dtype=owned[0].dtype)
             self.world.broadcast([flat], root=rank)
+            if rank == self.world.rank:
+                continue  # the owner has them already
             offset = 0
             for p in owned:
                 values = flat[offset:offset + p.size].reshape(p.shape)
@@ -93,9 +95,12 @@ class ZeroRedundancyOptimizer:
             for item in described.split(","):
                 name, kind = item.split(":")
                 shape = p.shape if kind == "array" else ()
-                box = np.empty(shape, dtype=np.float64) if entry is None else \
-                    np.asarray(backend.to_numpy(np.asarray(entry[name])) if kind != "array" else
-                               backend.to_numpy(entry[name]), dtype=np.float64).reshape(shape)
+                if entry is None:
+                    box = np.empty(shape, dtype=np.float64)  # float64 carries float32 and int values exactly
+                else:
+                    value = entry[name]
+                    box = np.asarray(backend.to_numpy(value) if hasattr(value, "shape") else value,
+                                     dtype=np.float64).reshape(shape)
                 self.world.broadcast([box], root=owner)
                 received[name] = box.astype(p.dtype) if kind == "array" else (int(box) if kind == "int" else float(box))
             state[index] = received
