@@ -1,7 +1,7 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, scaling, train, startup, generation, tokenizer (default: all, in
-that order).
+Suites: ops, step, profile, scaling, train, startup, generation, tokenizer, distributed (default:
+all, in that order).
 Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
 and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
 printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import generation, ops, profile, scaling, startup, step, tokenizer, train
+from .suites import distributed, generation, ops, profile, scaling, startup, step, tokenizer, train
 
-SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer")
+SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer", "distributed")
 
 
 def main(argv=None) -> int:
@@ -88,6 +88,8 @@ def main(argv=None) -> int:
             result = startup.run(args.quick)
         elif suite == "tokenizer":
             result = tokenizer.run(args.quick)
+        elif suite == "distributed":
+            result = distributed.run(args.quick)
         else:
             result = generation.run(args.quick)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,

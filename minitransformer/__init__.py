@@ -14,6 +14,12 @@ import sys
 # NumPy is loaded the variable is read already; don't leave it for child processes then.
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
+# one of several ranks started by mpiexec (distributed.py): one thread each, unless asked
+# otherwise, so N ranks on N cores do not fight over them
+if any(os.environ.get(name, "1") not in ("", "1") for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")):
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                  "MINITRANSFORMER_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 # MINITRANSFORMER_EMULATE_CUDA=1: 'cuda' is the emulated device of the tests
 # (testing/fake_cupy.py), installed as ``cupy`` before backend.py imports CuPy

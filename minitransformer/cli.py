@@ -24,6 +24,7 @@ import sys
 import typing
 
 from .assignments import command as assignments_command
+from .distributed import error_prefix
 from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
 from .generate import stream_text
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_command(args)
     except (ValueError, TypeError, OSError, RuntimeError) as error:
-        print(f"minitransformer {args.command}: error: {_one_line(error, args.command)}", file=sys.stderr)
+        print(f"minitransformer {args.command}: error: {error_prefix()}{_one_line(error, args.command)}",
+              file=sys.stderr)
         return 1
     except MemoryError:
         print(f"minitransformer {args.command}: error: out of memory; use a smaller model, batch or data",

@@ -37,9 +37,11 @@ from .atomic import atomic_write_text
 from .metrics import classification_report, plot_confusion_matrix
 from .data.wordpiece import WordPieceTokenizer
 from .nn import GPT, BertConfig, BertForSequenceClassification, GPTClassifier, GPTConfig
+from .distributed import launched_world_size
+from .microbatches import BatchPlan
 from .optim import Adam
-from .runs import (DivergenceGuard, RunDirectory, check_config, check_run_files, from_dict, global_grad_norm, option,
-                   read_run_info)
+from .runs import (DivergenceGuard, RunDirectory, accumulation_option, check_config, check_run_files, from_dict,
+                   global_grad_norm, option, read_run_info)
 from .train import load_run, run_relative
 
 @dataclass
@@ -52,6 +54,7 @@ class FinetuneConfig:
     pooling: str = option("'mean' of the token features or the 'last' token's", "mean", choices=("mean", "last"))
     epochs: int = option("passes over the training examples", 4, bounds="[1, inf)")
     batch_size: int = option("examples per step", 16, bounds="[1, inf)")
+    gradient_accumulation_steps: int = accumulation_option()
     learning_rate: float | None = option("Adam learning rate (default: 2e-5 for a pretrained encoder, else 1e-3)",
                                          bounds="(0, inf)")
     l2: float = option("weight of the L2 penalty on the pooled features (F8)", 0.0, bounds="[0, inf)")
@@ -78,6 +81,7 @@ class FinetuneConfig:
                                           ("--from-scratch", self.from_scratch)) if value]
         if len(given) > 1:
             raise ValueError(f"finetune: give one starting point, not {' and '.join(given)}")
+        BatchPlan(self.gradient_accumulation_steps).check_batch_size("finetune", self.batch_size)
         if self.n_embd % self.n_head:
             raise ValueError(f"finetune: --n-embd ({self.n_embd}) must be divisible by --n-head ({self.n_head})")
 
@@ -127,6 +131,7 @@ def fit(model, train_set, test_set, config: FinetuneConfig, out, label: str, lea
     optimizer = Adam(params, lr=learning_rate)
     (train_ids, train_mask, train_labels), (test_ids, test_mask, test_labels) = train_set, test_set
     rng = np.random.default_rng(config.seed)
+    plan = BatchPlan(config.gradient_accumulation_steps)
     guard = DivergenceGuard(f"finetune [{label}]", num_classes, skip=config.skip_nonfinite,
                             hint=f"lower --learning-rate (now {learning_rate:g})")
     history, step = [], 0
@@ -136,17 +141,21 @@ def fit(model, train_set, test_set, config: FinetuneConfig, out, label: str, lea
         total_loss, correct, started = 0.0, 0, time.perf_counter()
         for start in range(0, len(order), config.batch_size):
             batch = order[start:start + config.batch_size]
-            ids = backend.to_device(train_ids[batch], config.device)
-            mask = backend.to_device(train_mask[batch], config.device)
-            logits, loss = model(ids, mask, backend.to_device(train_labels[batch], config.device))
             optimizer.zero_grad()
-            loss.backward()
+            batch_loss, batch_correct = 0.0, 0
+            # micro-batches weighted by their share of the batch's examples (microbatches.py)
+            for ids, mask, labels, share in plan.pieces(train_ids[batch], train_mask[batch], train_labels[batch]):
+                logits, loss = model(backend.to_device(ids, config.device), backend.to_device(mask, config.device),
+                                     backend.to_device(labels, config.device))
+                (loss * share).backward()
+                batch_loss += share * loss.item()
+                batch_correct += int((backend.to_numpy(logits.data).argmax(axis=1) == labels).sum())
             step += 1
-            if not guard.allows(step, loss.item(), global_grad_norm(params)):
+            if not guard.allows(step, batch_loss, global_grad_norm(params)):
                 continue
             optimizer.step()
-            total_loss += loss.item() * len(batch)
-            correct += int((backend.to_numpy(logits.data).argmax(axis=1) == train_labels[batch]).sum())
+            total_loss += batch_loss * len(batch)
+            correct += batch_correct
         probs = predict_proba(model, test_ids, test_mask, config.device)
         test_loss = float(-np.log(probs[np.arange(len(test_labels)), test_labels] + 1e-12).mean())
         test_accuracy = float((probs.argmax(axis=1) == test_labels).mean())
@@ -270,6 +279,9 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
     out = out or sys.stderr
     results_out = results or sys.stdout
     config = config or FinetuneConfig()
+    if launched_world_size() > 1:
+        raise ValueError(f"finetune: runs on one process, not on the {launched_world_size()} that mpiexec started; "
+                         "data parallelism is for train (--gradient-accumulation-steps works here)")
     RunDirectory.check_new("finetune", config.out_dir, config.name)  # a taken name fails before training
     config, reason = starting_point(config)
     if config.device == "cuda":

@@ -94,6 +94,13 @@ class Interval:
         return above and below
 
 
+def accumulation_option():
+    """``gradient_accumulation_steps`` (nanoGPT's name), the same option in every training command."""
+    return option("micro-batches per step: each step's batch is cut into this many pieces whose weighted gradients "
+                  "add up to the whole batch's (the same update, less memory; see microbatches.py)", 1,
+                  bounds="[1, inf)")
+
+
 def field_type(hint) -> tuple[type, bool]:
     """(the type of a field's annotation, whether None is allowed): ``int | None`` -> (int, True)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -339,6 +346,41 @@ class RunDirectory:
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT_DIR / checkpoint.ARRAYS_FILE).is_file()
+
+
+class ReadOnlyRunDirectory:
+    """A run directory that another process (rank 0 of a data-parallel run) writes: the other
+    ranks read its checkpoint to resume, and their writes (log, checkpoint, config) do nothing."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __enter__(self) -> ReadOnlyRunDirectory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def closed_on_error(self):
+        yield self
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINT_DIR / checkpoint.ARRAYS_FILE).is_file()
+
+    def open_log(self, keep_through: int | None = None) -> _NoLog:
+        return _NoLog()
+
+    def write_info(self, info: dict) -> None:
+        pass
+
+    def save_checkpoint(self, model, optimizer=None, extra: dict | None = None) -> None:
+        pass
+
+
+class _NoLog:
+    def write(self, record: dict) -> None:
+        pass
 
 
 def _sha256(path: Path) -> str:

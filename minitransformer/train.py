@@ -23,6 +23,13 @@ the run started with (it ends where the original ``max_iters`` or ``lr_decay_ite
 and trains the extra steps at ``min_lr``. Re-stretching the decay would raise the learning
 rate again, part-way through a run whose weights have settled; ``--lr-decay-iters`` on resume
 asks for that explicitly, and the run says what the change does to the learning rate.
+
+``--gradient-accumulation-steps K`` cuts each step's batch into K micro-batches whose losses are
+weighted by their share of the batch's targets (microbatches.py): the same update in 1/K of
+the activation memory. Started by ``mpiexec -n N``, every rank draws the same global batch of
+``--batch-size`` rows, takes its rows, and the gradients are summed over the ranks
+(distributed.py); only rank 0 writes the run directory, the evaluation is shared out, and the
+checkpoint holds nothing that depends on N, so a run resumes on any number of ranks.
 """
 
 from __future__ import annotations
@@ -41,13 +48,16 @@ import numpy as np
 from . import architectures, backend, checkpoint, data
 from .autograd import no_grad
 from .atomic import atomic_open, atomic_write_text
+from .distributed import World, all_reduce_gradients, broadcast_parameters, own_random_stream
+from .distributed import init as init_world
 from .nn import Module
 from .optim import clip_grad_norm, cosine_lr, set_lr
 from .progress import Progress
-from .runs import (DivergenceGuard, RunDirectory, StopFlag, check_config, check_run_files, from_dict, global_grad_norm,
-                   option, read_log, read_run_info)
+from .runs import (DivergenceGuard, ReadOnlyRunDirectory, RunDirectory, StopFlag, accumulation_option, check_config,
+                   check_run_files, from_dict, global_grad_norm, option, read_log, read_run_info)
 
 MAX_SAMPLE_TOKENS = 100_000
+IGNORE_INDEX = -1  # the target the language models' loss skips (nanoGPT's value), for micro-batch shares
 
 
 @dataclass
@@ -62,7 +72,8 @@ class TrainConfig:
     out_dir: str = option("folder that holds run directories", "runs")
     name: str | None = option("run directory name (default: a timestamp)")
     arch: str = option("model architecture", "gpt", choices=tuple(architectures.ARCHITECTURES))
-    batch_size: int = option("sequences per step (B)", 12, bounds="[1, inf)")
+    batch_size: int = option("sequences per step (B), over all ranks of a data-parallel run", 12, bounds="[1, inf)")
+    gradient_accumulation_steps: int = accumulation_option()
     block_size: int = option("context length in tokens (T)", 64, bounds="[1, inf)")
     n_layer: int = option("transformer blocks", 4, bounds="[1, inf)")
     n_head: int = option("attention heads per block", 4, bounds="[1, inf)")
@@ -129,25 +140,30 @@ def unigram_loss(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) ->
     return float(-log_probs[val_ids].mean())
 
 
-def estimate_loss(model: Module, splits: dict, config: TrainConfig, seed: int) -> dict:
+def estimate_loss(model: Module, splits: dict, config: TrainConfig, seed: int, world: World | None = None) -> dict:
     """Mean loss over eval_iters batches of each split, in eval mode, without a graph.
 
     The batches come from their own generator (seeded by ``seed``), so evaluating never moves
-    the training RNG: a run gives the same parameters whether or when it was evaluated.
+    the training RNG: a run gives the same parameters whether or when it was evaluated. In a
+    data-parallel run every rank draws the same batches, scores its share of their rows, and
+    the shares are summed over the ranks: the estimate of one process, for 1/N of the work.
     """
+    world = world or World()
+    plan = world.plan(config.gradient_accumulation_steps)
     rng = np.random.default_rng(seed)
     model.eval()
-    losses = {}
+    totals = []
     with no_grad():
-        for split, ids in splits.items():
+        for ids in splits.values():
             total = 0.0
             for _ in range(config.eval_iters):
                 x, y = data.get_batch(ids, config.batch_size, config.block_size, rng)
-                _, loss = model(_to_device(x, config), _to_device(y, config))
-                total += loss.item()
-            losses[split] = total / config.eval_iters
+                for x_part, y_part, share in plan.pieces(x, y, ignore_index=IGNORE_INDEX):
+                    _, loss = model(_to_device(x_part, config), _to_device(y_part, config))
+                    total += share * loss.item()
+            totals.append(total / config.eval_iters)
     model.train()
-    return losses
+    return dict(zip(splits, world.sum_numbers(*totals)))
 
 
 def _to_device(array: np.ndarray, config: TrainConfig):
@@ -188,7 +204,7 @@ def _plottable(records: list[dict], kind: str, keys: tuple[str, ...]) -> list[di
 # --- the run -----------------------------------------------------------------------------------
 
 RESUMABLE_OVERRIDES = ("max_iters", "lr_decay_iters", "eval_interval", "eval_iters", "log_interval",
-                       "sample_tokens", "skip_nonfinite", "device", "data")
+                       "sample_tokens", "skip_nonfinite", "device", "data", "gradient_accumulation_steps")
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, overrides: dict | None = None,
@@ -204,9 +220,13 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
     tokenizer and the model's shape. A new run that fails before its first checkpoint leaves
     no directory behind; a resumed run is locked against a second writer.
     """
+    world = init_world()
     out = out or sys.stderr
     results = results or sys.stdout
-    folder, config, prepared = _open_run_directory(config, resume, overrides or {})
+    if not world.is_main:  # rank 0 speaks for a data-parallel run
+        out = results = open(os.devnull, "w")
+    folder, config, prepared = _open_run_directory(config, resume, overrides or {}, world)
+    plan = world.plan(config.gradient_accumulation_steps)
     with folder, StopFlag() as stop:  # Ctrl-C: finish the step, checkpoint, return
         run_dir, model, optimizer, tokenizer = folder.path, prepared.model, prepared.optimizer, prepared.tokenizer
         start_iter, last_eval = 0, None
@@ -215,8 +235,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
             extra = checkpoint.load(run_dir / "checkpoint", model, optimizer)
             start_iter, last_eval = extra["iter_num"], extra.get("last_eval")
             backend.set_rng_state(extra["rng_state"])
-            info = read_run_info(run_dir)
-            note = schedule_change(info["config"], config, start_iter)
+            info = read_run_info(run_dir) if world.is_main else {"config": {}}
+            note = schedule_change(info["config"], config, start_iter) if world.is_main else None
             if note:
                 print(f"note: {note}", file=out)
             folder.write_info({**info, "config": _stored_config(config, run_dir)})  # with the overrides
@@ -227,6 +247,10 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
         print(f"data: {prepared.characters:,} characters -> {prepared.tokens:,} tokens ({tokenizer.vocab_size} in the "
               f"vocabulary); {len(train_ids):,} train / {len(val_ids):,} validation", file=out)
         print(f"model: {model.num_parameters():,} parameters; unigram baseline loss {prepared.baseline:.4f}", file=out)
+        if world.size > 1 or plan.accumulation_steps > 1:
+            print(f"batch: {config.batch_size} sequences a step, over {world.size} rank(s) x {plan.accumulation_steps} "
+                  f"micro-batch(es)", file=out)
+        broadcast_parameters(model.parameters(), world)  # every rank starts from rank 0's weights
 
         guard = DivergenceGuard("train", tokenizer.vocab_size, skip=config.skip_nonfinite,
                                 hint=f"lower --learning-rate (now {config.learning_rate:g})"
@@ -244,15 +268,20 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
                     _save(folder, model, optimizer, iter_num, last_eval, guard)
             lr = cosine_lr(iter_num, config.learning_rate, config.warmup_iters, decay_iters, config.min_lr)
             set_lr(optimizer, lr)
-            started = time.perf_counter()
-            # BEGIN SOLUTION a6
-            x, y = data.get_batch(train_ids, config.batch_size, config.block_size)
-            _, loss = model(_to_device(x, config), _to_device(y, config))
-            optimizer.zero_grad()
-            loss.backward()
-            grad_norm = clip_grad_norm(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
-            # END SOLUTION a6
-            loss_value = loss.item()
+            started, communicated = time.perf_counter(), world.seconds_communicating
+            x, y = data.get_batch(train_ids, config.batch_size, config.block_size)  # (B, T): the batch of all ranks
+            with own_random_stream(world):  # dropout on this rank's rows draws from its own stream
+                # BEGIN SOLUTION a6
+                optimizer.zero_grad()
+                loss_value = 0.0
+                for x_part, y_part, share in plan.pieces(x, y, ignore_index=IGNORE_INDEX):  # this rank's rows
+                    _, loss = model(_to_device(x_part, config), _to_device(y_part, config))
+                    (loss * share).backward()  # share = the piece's tokens / the batch's: the pieces add up
+                    loss_value += share * loss.item()
+                all_reduce_gradients(model.parameters(), world)  # summed over the ranks (one process: nothing)
+                loss_value = world.sum_numbers(loss_value)[0]
+                grad_norm = clip_grad_norm(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
+                # END SOLUTION a6
             if grad_norm is None:  # not clipped: measured anyway, for the divergence check
                 grad_norm = global_grad_norm(model.parameters())
             if guard.allows(iter_num + 1, loss_value, grad_norm):  # else: skipped (--skip-nonfinite)
@@ -263,8 +292,10 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
                 record = {"kind": "step", "iter": iter_num, "loss": _finite_or_none(loss_value), "lr": lr,
                           "grad_norm": _finite_or_none(grad_norm), "skipped_steps": guard.skipped,
                           "time": time.time()}
+                if world.size > 1:
+                    record["communication_seconds"] = world.seconds_communicating - communicated
                 log.write(record)
-            if stop.requested or (stop_after is not None and iter_num - start_iter >= stop_after):
+            if world.any(stop.requested) or (stop_after is not None and iter_num - start_iter >= stop_after):
                 _save(folder, model, optimizer, iter_num, last_eval, guard)
                 progress.close()
                 print(f"stopped at iteration {iter_num}: checkpoint written; continue with "
@@ -274,6 +305,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
             last_eval = _evaluate(model, prepared, config, iter_num, guard, log, progress)
         progress.close()
         _save(folder, model, optimizer, iter_num, last_eval, guard)
+        if not world.is_main:
+            return run_dir
         plot_losses(run_dir / "log.jsonl", run_dir / "loss.png")
         samples = _write_samples(model, tokenizer, config, run_dir)
         skipped = f"; {guard.skipped} non-finite steps skipped" if guard.skipped else ""
@@ -287,7 +320,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, o
 def _evaluate(model: Module, prepared: _Prepared, config: TrainConfig, iter_num: int, guard: DivergenceGuard, log,
               progress: Progress) -> dict:
     """Estimate both splits' losses, check them, log them; the log record."""
-    losses = estimate_loss(model, prepared.splits, config, seed=config.seed + iter_num)
+    losses = estimate_loss(model, prepared.splits, config, seed=config.seed + iter_num, world=init_world())
     guard.check_evaluation(iter_num, losses)
     record = {"kind": "eval", "iter": iter_num, **losses, "unigram": prepared.baseline, "time": time.time()}
     log.write(record)
@@ -301,25 +334,44 @@ def _save(folder: RunDirectory, model: Module, optimizer, iter_num: int, last_ev
                                               "last_eval": last_eval, "skipped_steps": guard.skipped})
 
 
-def _open_run_directory(config: TrainConfig | None, resume, overrides: dict) -> tuple[RunDirectory, TrainConfig,
-                                                                                     _Prepared]:
+def _open_run_directory(config: TrainConfig | None, resume, overrides: dict, world: World) -> tuple[
+        RunDirectory | ReadOnlyRunDirectory, TrainConfig, _Prepared]:
     """(the locked run directory, the config, the prepared run). A resume locks the directory
-    first; a new run is made only once its config, data, tokenizer and model are checked."""
+    first; a new run is made only once its config, data, tokenizer and model are checked.
+    In a data-parallel run only rank 0 does this; it then tells the others the directory's
+    path, and they prepare the same run from it (resume) or from the config (a new run)."""
+    if not world.is_main:
+        return _follow_run_directory(config, resume, overrides, world)
     if resume is not None:
         folder = RunDirectory.reopen("train --resume", resume)
         with folder.closed_on_error():
             config = _resumed_config(folder.path, overrides)
-            return folder, config, _prepare(config, folder.path)
+            prepared = _prepare(config, folder.path, world)
+            world.broadcast_text(str(folder.path))
+            return folder, config, prepared
     config = config or TrainConfig()
     RunDirectory.check_new("train", config.out_dir, config.name)  # fail before reading any data
-    prepared = _prepare(config, None)
+    prepared = _prepare(config, None, world)
     folder = RunDirectory.create("train", config.out_dir, config.name)
     with folder.closed_on_error():
         prepared.tokenizer.save(folder.path / "tokenizer.json")
         folder.write_info({"kind": "lm", "config": _stored_config(config, folder.path),
                            "model": prepared.model.config.to_dict(), "data_sha256": prepared.data_sha256,
                            "tokens": prepared.tokens})
+        world.broadcast_text(str(folder.path))
     return folder, config, prepared
+
+
+def _follow_run_directory(config: TrainConfig | None, resume, overrides: dict, world: World) -> tuple[
+        ReadOnlyRunDirectory, TrainConfig, _Prepared]:
+    """A rank other than 0: the run directory rank 0 opened, read but never written."""
+    if resume is not None:
+        path = Path(world.broadcast_text(None))  # once rank 0 holds the lock
+        config = _resumed_config(path, overrides)
+        return ReadOnlyRunDirectory(path), config, _prepare(config, path, world)
+    config = config or TrainConfig()
+    prepared = _prepare(config, None, world)
+    return ReadOnlyRunDirectory(world.broadcast_text(None)), config, prepared
 
 
 @dataclass
@@ -336,7 +388,8 @@ class _Prepared:
     data_sha256: str
 
 
-def _prepare(config: TrainConfig, run_dir: Path | None) -> _Prepared:
+def _prepare(config: TrainConfig, run_dir: Path | None, world: World) -> _Prepared:
+    world.plan(config.gradient_accumulation_steps).check_batch_size("train", config.batch_size)
     if config.device == "cuda":
         backend.require_cupy("train --device cuda")
     text = load_corpus(config)

@@ -51,7 +51,8 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer"}
+    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer",
+                            "distributed"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])

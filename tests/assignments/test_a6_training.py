@@ -66,3 +66,25 @@ def test_the_loss_falls_and_every_step_is_logged(config):
     assert all(np.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in steps)
     assert [r["iter"] for r in evals] == [0, 20, 40]
     assert evals[-1]["train"] < evals[0]["train"] - 0.5, evals  # it learns, from about ln(vocabulary)
+
+
+def test_micro_batches_take_the_step_of_the_whole_batch(config, tmp_path):
+    """--gradient-accumulation-steps 3 cuts each batch of 4 into micro-batches of 1, 1 and 2
+    sequences: weighted by their shares, their gradients add up to the batch's, so the logged
+    losses, gradient norms and the parameters are those of one batch (float32 rounding apart)."""
+    # no biases: the key bias's exact gradient is zero, and Adam scales float32's rounding noise
+    # in it up towards the learning rate (lesson 18)
+    config.learning_rate, config.bias = 1e-3, False
+    quiet = open(os.devnull, "w")
+    whole = train(config, out=quiet, results=quiet)
+    config.name, config.gradient_accumulation_steps = "accumulated", 3
+    accumulated = train(config, out=quiet, results=quiet)
+
+    def steps(run_dir):
+        records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+        return [(r["loss"], r["grad_norm"]) for r in records if r["kind"] == "step"]
+
+    np.testing.assert_allclose(steps(accumulated), steps(whole), rtol=1e-5)
+    expected = load_run(whole)[0].state_dict()
+    for name, value in load_run(accumulated)[0].state_dict().items():
+        np.testing.assert_allclose(value, expected[name], rtol=0, atol=1e-6, err_msg=name)
