@@ -28,6 +28,7 @@ from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
 from .generate import stream_text
 from .nn import SamplingSettings
+from . import pretrain_command
 from .runs import check_fields, field_type
 from .train import RESUMABLE_OVERRIDES, TrainConfig, train
 
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="'minilm' or a folder of Hugging Face BERT files")
     embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
+    pretrain_command.add_parser(commands)
     assignments_command.add_parser(commands)
     return parser
 
@@ -227,6 +229,8 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "predict":
         for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device, out=sys.stderr)):
             print(f"{label}\t{probability:.3f}\t{text}")
+    elif args.command == "pretrain-bert":
+        pretrain_command.run(args)
     elif args.command == "assignments":
         assignments_command.run(args)
 

@@ -3,6 +3,7 @@ BERT-style encoder, and the documents' other architectures (1-D convolution, rec
 
 from .attention import KVCache, LayerCache
 from .bert import BertConfig, BertForSequenceClassification, BertModel
+from .bert_pretraining import BertForPreTraining
 from .classifier import GPTClassifier
 from .conv import Conv1d
 from .gpt import GPT, MLP, Block, CausalSelfAttention, GPTConfig
@@ -14,7 +15,7 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .recurrent import RNN, GRUCell, RNNCell
 
 __all__ = [
-    "GELU", "GPT", "MLP", "RNN", "BertConfig", "BertForSequenceClassification", "BertModel", "Block",
+    "GELU", "GPT", "MLP", "RNN", "BertConfig", "BertForPreTraining", "BertForSequenceClassification", "BertModel", "Block",
     "CausalSelfAttention", "Conv1d", "Dropout", "Embedding", "GPTClassifier", "GPTConfig", "GRUCell",
     "KVCache", "LayerCache", "LayerNorm", "Linear", "Llama", "LlamaConfig", "Module", "ModuleDict",
     "ModuleList", "Parameter", "RMSNorm", "RNNCell", "ReLU", "RotaryEmbedding", "SamplingSettings",
