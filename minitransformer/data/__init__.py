@@ -8,17 +8,25 @@
 
     dataset = data.stdlib_classification()                 # or data.load_csv("labels.csv")
     train_set, test_set = data.train_test_split(dataset, test_fraction=0.2, seed=0)
+
+    tokenizer = data.WordPieceTokenizer.train_characters(text)   # BERT pretraining (pretraining.py)
+    pairs = data.SentencePairs.from_text(text, tokenizer)
+    ids, token_types, attention_mask, nsp_labels = pairs.batch(16, 128, rng)
+    masked_ids, mlm_labels = data.mask_tokens(ids, rng, tokenizer.mask_id, tokenizer.special_ids, tokenizer.vocab_size)
 """
 
 from .batching import get_batch, train_val_split
 from .classification import (
     STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
 )
+from .pretraining import SentencePairs, mask_tokens
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
 from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
+from .wordpiece import WordPieceTokenizer
 
 __all__ = [
-    "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts",
+    "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts", "SentencePairs",
+    "WordPieceTokenizer", "mask_tokens",
     "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "python_sources",
     "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
     "train_test_split", "train_val_split",
