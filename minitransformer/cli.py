@@ -2,6 +2,7 @@
 
     train      train a character-level (or BPE) GPT or Llama-style model; default: the standard
                library's docstrings
+    pretrain-bert  pretrain a BERT-style encoder by masked-LM and next-sentence prediction
     generate   sample text from a trained run, streamed as it comes
     finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
                trained from random weights
