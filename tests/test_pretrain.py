@@ -131,3 +131,27 @@ def test_finetune_from_a_bert_run_starts_from_its_encoder_and_compares_with_rand
 
 def pretrained_vocab(run_dir: Path) -> dict:
     return {token: index for index, token in enumerate((run_dir / "vocab.txt").read_text().splitlines())}
+
+
+@pytest.mark.gpu
+def test_pretraining_and_finetuning_on_the_device_match_the_cpu(corpus, tmp_path):
+    from minitransformer import backend
+
+    if not backend.cupy_available():
+        pytest.skip("no CuPy or no CUDA GPU on this machine")
+    runs = {}
+    for device in ("cpu", "cuda"):  # without dropout, whose random numbers differ between devices
+        config = PretrainConfig(data=str(corpus), out_dir=str(tmp_path), name=device, device=device,
+                                **{**TINY, "dropout": 0.0})
+        runs[device] = pretrain(config, **QUIET)
+    run_dir = runs["cuda"]
+    on_device, _, _ = load_pretraining_run(run_dir)
+    on_host, _, _ = load_pretraining_run(runs["cpu"])
+    for name, value in on_host.state_dict().items():
+        np.testing.assert_allclose(on_device.state_dict()[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+    csv_path = tmp_path / "data.csv"
+    rows = [f"good fun {i},pos" if i % 2 else f"bad dull {i},neg" for i in range(16)]
+    csv_path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    code, _, err = cli("finetune", "--from-run", run_dir, "--csv", csv_path, "--out-dir", tmp_path, "--name", "ft",
+                       "--epochs", 1, "--batch-size", 8, "--device", "cuda")
+    assert code == 0, err
