@@ -155,3 +155,11 @@ def test_pretraining_and_finetuning_on_the_device_match_the_cpu(corpus, tmp_path
     code, _, err = cli("finetune", "--from-run", run_dir, "--csv", csv_path, "--out-dir", tmp_path, "--name", "ft",
                        "--epochs", 1, "--batch-size", 8, "--device", "cuda")
     assert code == 0, err
+
+
+def test_a_diverging_run_stops_with_the_step_and_leaves_no_run_directory(corpus, tmp_path):
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
+    code, _, err = cli("pretrain-bert", "--data", corpus, "--out-dir", tmp_path, "--name", "d", *flags,
+                       "--eval-interval", 100, "--max-iters", 30, "--learning-rate", 1e6, "--grad-clip", 0)
+    assert code == 1 and "pretrain-bert: error: training diverged at step" in err and "--learning-rate" in err
+    assert not (tmp_path / "d").exists()
