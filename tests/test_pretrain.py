@@ -127,6 +127,8 @@ def test_finetune_from_a_bert_run_starts_from_its_encoder_and_compares_with_rand
     assert "up to 24 tokens per text" in err  # max_tokens capped by the run's positions
     code, out, err = cli("predict", "--run", tmp_path / "ft", "a lovely day")
     assert code == 0 and out.split("\t")[0] in ("pos", "neg"), err
+    code, _, err = cli("finetune", "--from-run", tmp_path / "ft", "--csv", csv_path, "--out-dir", tmp_path)
+    assert code == 1 and "is a 'classifier' run; fine-tuning starts from a `train` run" in err
 
 
 def pretrained_vocab(run_dir: Path) -> dict:
