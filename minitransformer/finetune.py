@@ -11,10 +11,10 @@ installed, else the newest ``train`` run in ``--out-dir``; without one the run s
 to get one. ``--from-scratch`` trains a small GPT from random weights instead. With a pretrained
 model, a GPT from random weights is also trained on the same data and epochs (``--baseline``,
 the same architecture as a ``--from-run`` GPT, the --n-layer/--n-head/--n-embd one beside an
-encoder); from a ``pretrain-bert`` run the baseline is the same encoder from random weights,
-with the same tokenizer and learning rate. So the run shows what pretraining bought. The objective is cross-entropy plus, for
-GPT trunks, an optional L2 term on the pooled features (F8, with the sign that actually
-regularises).
+encoder; from a ``pretrain-bert`` run, the same encoder from random weights with the same
+tokenizer and learning rate), so the run shows what pretraining bought. The objective is
+cross-entropy plus, for GPT trunks, an optional L2 term on the pooled features (F8, with the
+sign that actually regularises).
 
     runs/NAME/config.json   what was trained (kind "classifier"), label names, model config
     runs/NAME/tokenizer.json, runs/NAME/checkpoint/

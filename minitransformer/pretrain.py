@@ -149,7 +149,8 @@ def estimate(model: BertForPreTraining, prepared: _Prepared, config: PretrainCon
     with no_grad():
         for _ in range(config.eval_iters):
             batch = pretraining_batch(prepared.val_pairs, prepared.tokenizer, config, rng)
-            labels, nsp_labels = backend.to_numpy(batch.pop("labels")), backend.to_numpy(batch.pop("next_sentence_label"))
+            labels = backend.to_numpy(batch.pop("labels"))  # (B, T)
+            nsp_labels = backend.to_numpy(batch.pop("next_sentence_label"))  # (B,)
             logits, nsp_logits, _ = model(**batch)
             log_probs = _log_softmax(backend.to_numpy(logits.data))  # (B, T, V)
             chosen = labels != -100  # (B, T)
@@ -213,7 +214,8 @@ def pretrain(config: PretrainConfig | None = None, resume: str | Path | None = N
             if guard.allows(iter_num + 1, loss_value, grad_norm):
                 optimizer.step()
             iter_num += 1
-            progress.update(iter_num, loss_value, config.batch_size * config.block_size / (time.perf_counter() - started))
+            tokens_per_second = config.batch_size * config.block_size / (time.perf_counter() - started)
+            progress.update(iter_num, loss_value, tokens_per_second)
             if iter_num % config.log_interval == 0 or iter_num == config.max_iters:
                 finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
                 log.write({"kind": "step", "iter": iter_num, "loss": loss_value if finite else None, "lr": lr,
@@ -261,7 +263,8 @@ def fill_mask_demo(model: BertForPreTraining, prepared: _Prepared, config: Pretr
     position: what ``samples.txt`` is to a GPT run. Masked characters show as "_" in the
     input and in [brackets] where the guess is wrong."""
     rng = np.random.default_rng(config.seed + 1)
-    batch = pretraining_batch(prepared.val_pairs, prepared.tokenizer, dataclasses.replace(config, batch_size=count), rng)
+    small = dataclasses.replace(config, batch_size=count)
+    batch = pretraining_batch(prepared.val_pairs, prepared.tokenizer, small, rng)
     labels = backend.to_numpy(batch.pop("labels"))
     del batch["next_sentence_label"]
     model.eval()
