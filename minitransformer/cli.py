@@ -2,6 +2,7 @@
 
     train      train a character-level (or BPE) GPT or Llama-style model; default: the standard
                library's docstrings
+    pretrain-bert  pretrain a BERT-style encoder by masked-LM and next-sentence prediction
     generate   sample text from a trained run, streamed as it comes
     finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
                trained from random weights
@@ -29,6 +30,7 @@ from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
 from .generate import stream_text
 from .nn import SamplingSettings
+from . import pretrain_command
 from .runs import check_fields, field_type
 from .train import RESUMABLE_OVERRIDES, TrainConfig, train
 
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="'minilm' or a folder of Hugging Face BERT files")
     embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
+    pretrain_command.add_parser(commands)
     assignments_command.add_parser(commands)
     return parser
 
@@ -228,6 +231,8 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "predict":
         for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device, out=sys.stderr)):
             print(f"{label}\t{probability:.3f}\t{text}")
+    elif args.command == "pretrain-bert":
+        pretrain_command.run(args)
     elif args.command == "assignments":
         assignments_command.run(args)
 

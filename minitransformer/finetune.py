@@ -1,7 +1,9 @@
 """Fine-tune a sequence classifier: the documents' pretrain -> fine-tune -> evaluate -> apply.
 
-Two kinds of pretrained starting point:
+Three kinds of pretrained starting point:
 - a GPT trained by ``train`` (``--from-run DIR``): ``nn.GPTClassifier`` pools its features;
+- a BERT-style encoder pretrained by ``pretrain-bert`` (``--from-run DIR``, masked-LM and
+  next-sentence prediction): ``nn.BertForSequenceClassification`` on its encoder;
 - a pretrained BERT-style encoder (``--pretrained minilm`` or a folder of Hugging Face files):
   ``nn.BertForSequenceClassification``, the documents' recipe (Adam, lr 2e-5, batch 16).
 Given neither, ``starting_point`` picks the best one available: MiniLM when its weights are
@@ -9,9 +11,10 @@ installed, else the newest ``train`` run in ``--out-dir``; without one the run s
 to get one. ``--from-scratch`` trains a small GPT from random weights instead. With a pretrained
 model, a GPT from random weights is also trained on the same data and epochs (``--baseline``,
 the same architecture as a ``--from-run`` GPT, the --n-layer/--n-head/--n-embd one beside an
-encoder), so the run shows what pretraining bought. The objective is cross-entropy plus, for
-GPT trunks, an optional L2 term on the pooled features (F8, with the sign that actually
-regularises).
+encoder; from a ``pretrain-bert`` run, the same encoder from random weights with the same
+tokenizer and learning rate), so the run shows what pretraining bought. The objective is
+cross-entropy plus, for GPT trunks, an optional L2 term on the pooled features (F8, with the
+sign that actually regularises).
 
     runs/NAME/config.json   what was trained (kind "classifier"), label names, model config
     runs/NAME/tokenizer.json, runs/NAME/checkpoint/
@@ -47,7 +50,7 @@ from .train import load_run, run_relative
 @dataclass
 class FinetuneConfig:
     csv: str | None = option("CSV file with columns text,label (default: stdlib docstrings labelled by package)")
-    from_run: str | None = option("a `train` run directory whose GPT is the starting point")
+    from_run: str | None = option("a `train` run (a GPT) or `pretrain-bert` run (a BERT) to start from")
     pretrained: str | None = option("a pretrained encoder: 'minilm' (all-MiniLM-L6-v2) or a folder of its files")
     from_scratch: bool = option("train a small GPT from random weights (no starting point, no baseline)", False)
     freeze_embeddings: bool = option("keep a pretrained encoder's word embeddings fixed (much faster)", True)
@@ -184,20 +187,45 @@ def _scratch_gpt_classifier(config: FinetuneConfig, texts, num_classes: int, gpt
     return model, tokenizer
 
 
+def _run_kind(run_dir: str) -> str:
+    """"lm" for a ``train`` run, "mlm" for a ``pretrain-bert`` run; any other folder is an error."""
+    kind = read_run_info(run_dir).get("kind", "lm")
+    if kind not in ("lm", "mlm"):
+        raise ValueError(f"finetune: --from-run {run_dir} is a {kind!r} run; fine-tuning starts from a `train` "
+                         "run (a GPT) or a `pretrain-bert` run (a BERT)")
+    return kind
+
+
+def _bert_run_classifier(run_dir: str, num_classes: int, pooling: str):
+    """(BertForSequenceClassification, tokenizer): a ``pretrain-bert`` run's encoder (``bert.*``:
+    embeddings, layers and, for pooling "cls", the pooler NSP trained) under a new head; the
+    pretraining heads (``cls.*``) are left behind."""
+    from .pretrain import load_pretraining_run
+
+    pretrained, tokenizer, _ = load_pretraining_run(run_dir)
+    model = BertForSequenceClassification(pretrained.config, num_classes, pooling)
+    encoder_state = {name.removeprefix("bert."): value for name, value in pretrained.state_dict().items()
+                     if name.startswith("bert.")}
+    model.bert.load_checkpoint_state(encoder_state)
+    return model, tokenizer
+
+
 def _pretrained_classifier(config: FinetuneConfig, num_classes: int):
-    """(model, tokenizer) for --from-run (a GPT) or --pretrained (a BERT encoder)."""
+    """(model, tokenizer) for --from-run (a GPT or a BERT) or --pretrained (a BERT encoder)."""
+    pooling = "cls" if config.pooling == "last" else "mean"
+    if config.from_run and _run_kind(config.from_run) == "mlm":
+        return _bert_run_classifier(config.from_run, num_classes, pooling)
     if config.from_run:
         gpt, tokenizer, info = load_run(config.from_run)
         if not isinstance(gpt, GPT):
             raise ValueError(f"finetune: --from-run {config.from_run} holds a {info['config']['arch']} model; "
-                             "fine-tuning starts from GPT runs (train --arch gpt)")
+                             "fine-tuning starts from GPT runs (train --arch gpt) or BERT runs (pretrain-bert)")
         model = GPTClassifier(gpt.train(), num_classes, config.pooling, config.dropout, config.l2)
         return model, tokenizer
     from .pretrained import load_tokenizer as load_wordpiece
     from .pretrained import load_bert_classifier, resolve_model_dir
 
     directory = resolve_model_dir(config.pretrained)
-    pooling = "cls" if config.pooling == "last" else "mean"
     model = load_bert_classifier(directory, num_classes, pooling)
     if config.freeze_embeddings:  # (V, C) = 30522 x 384 numbers the task needs not move
         model.bert.embeddings.word_embeddings.weight.requires_grad = False
@@ -234,7 +262,8 @@ def starting_point(config: FinetuneConfig) -> tuple[FinetuneConfig, str]:
     from .pretrained import INSTALL_HINT, find_minilm
 
     if config.from_run:
-        reason = f"the GPT of {config.from_run} (--from-run)"
+        model = "BERT encoder" if _run_kind(config.from_run) == "mlm" else "GPT"
+        reason = f"the {model} of {config.from_run} (--from-run)"
     elif config.pretrained:
         reason = f"the pretrained encoder {config.pretrained} (--pretrained)"
     elif config.from_scratch:
@@ -260,6 +289,12 @@ def describe_gpt(gpt_config: GPTConfig) -> str:
         return f"{n} {noun}" + ("" if n == 1 else "s")
 
     return f"GPT ({count(gpt_config.n_layer, 'layer')}, {count(gpt_config.n_head, 'head')}, width {gpt_config.n_embd})"
+
+
+def describe_bert(bert_config: BertConfig) -> str:
+    layers, heads = bert_config.num_hidden_layers, bert_config.num_attention_heads
+    return (f"BERT encoder ({layers} layer{'s' * (layers != 1)}, {heads} head{'s' * (heads != 1)}, "
+            f"width {bert_config.hidden_size})")
 
 
 def describe_encoder(name_or_dir: str) -> str:
@@ -303,6 +338,11 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
             config = dataclasses.replace(config, max_tokens=min(config.max_tokens, model.gpt.config.block_size))
             description = f"pretrained {describe_gpt(model.gpt.config)} of {config.from_run}"
             short_name = f"GPT of {Path(config.from_run).name}"
+        elif config.from_run:  # a pretrain-bert run
+            positions = model.config.max_position_embeddings
+            config = dataclasses.replace(config, max_tokens=min(config.max_tokens, positions))
+            description = f"pretrained {describe_bert(model.config)} of {config.from_run}"
+            short_name = f"BERT of {Path(config.from_run).name}"
         else:
             description = describe_encoder(config.pretrained)
             short_name = description.removeprefix("pretrained ").split(" (")[0]
@@ -339,10 +379,16 @@ def finetune(config: FinetuneConfig | None = None, out=None, results=None) -> Pa
         results = {"model": run(model, tokenizer, description, config.learning_rate)}
         if not config.from_scratch and config.baseline:
             backend.manual_seed(config.seed)
-            same_shape = model.gpt.config if isinstance(model, GPTClassifier) else None
-            scratch, scratch_tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes, same_shape)
-            baseline = f"{describe_gpt(scratch.gpt.config)} from random weights"
-            results["baseline"] = run(scratch, scratch_tokenizer, baseline, 1e-3)
+            if config.from_run and not isinstance(model, GPTClassifier):  # the same encoder, unpretrained
+                scratch = BertForSequenceClassification(model.config, dataset.num_classes, model.pooling)
+                baseline = f"{describe_bert(model.config)} from random weights"
+                results["baseline"] = run(scratch, tokenizer, baseline, config.learning_rate)
+            else:
+                same_shape = model.gpt.config if isinstance(model, GPTClassifier) else None
+                scratch, scratch_tokenizer = _scratch_gpt_classifier(config, all_texts, dataset.num_classes,
+                                                                     same_shape)
+                baseline = f"{describe_gpt(scratch.gpt.config)} from random weights"
+                results["baseline"] = run(scratch, scratch_tokenizer, baseline, 1e-3)
         folder.save_checkpoint(model, extra={"label_names": list(dataset.label_names)})  # the commit
         atomic_write_text(run_dir / "metrics.json", json.dumps(results, indent=2, allow_nan=False))
         report = results["model"]["report"]

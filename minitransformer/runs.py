@@ -171,7 +171,8 @@ def from_dict(cls, values, where: str, complete: bool = False):
 
 def read_run_info(run_dir: str | Path, kind: str | None = None) -> dict:
     """A run directory's config.json, checked: a regular file holding a JSON object of this run
-    format (and, if given, of this ``kind``: "lm" for train, "classifier" for finetune)."""
+    format (and, if given, of this ``kind``: "lm" for train, "mlm" for pretrain-bert, "classifier"
+    for finetune)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir} is not a run directory: no such folder")
@@ -185,7 +186,7 @@ def read_run_info(run_dir: str | Path, kind: str | None = None) -> dict:
                          f"(run format {info.get('format')!r}, this version reads {RUN_FORMAT})")
     found = info.get("kind", "lm")
     if kind is not None and found != kind:
-        made_by = {"lm": "train", "classifier": "finetune"}
+        made_by = {"lm": "train", "mlm": "pretrain-bert", "classifier": "finetune"}
         raise ValueError(f"{run_dir} is a {found!r} run (made by `{made_by.get(found, found)}`), "
                          f"expected a {kind!r} run (made by `{made_by.get(kind, kind)}`)")
     return info

@@ -10,6 +10,10 @@
     train_set, test_set = data.train_test_split(dataset, test_fraction=0.2, seed=0)
 
     hf = data.load_tokenizer_json("path/to/model")         # a Hugging Face tokenizer.json
+    tokenizer = data.WordPieceTokenizer.train_characters(text)   # BERT pretraining (pretraining.py)
+    pairs = data.SentencePairs.from_text(text, tokenizer)
+    ids, token_types, attention_mask, nsp_labels = pairs.batch(16, 128, rng)
+    masked_ids, mlm_labels = data.mask_tokens(ids, rng, tokenizer.mask_id, tokenizer.special_ids, tokenizer.vocab_size)
 """
 
 from .batching import get_batch, train_val_split
@@ -17,15 +21,17 @@ from .bpe import bytes_to_unicode, pretokenize
 from .classification import (
     STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
 )
+from .pretraining import SentencePairs, mask_tokens
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
 from .tokenizer_json import HuggingFaceTokenizer, load_tokenizer_json
 from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
+from .wordpiece import WordPieceTokenizer
 
 __all__ = [
     "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "HuggingFaceTokenizer",
-    "LabelledTexts", "bytes_to_unicode",
+    "LabelledTexts", "SentencePairs", "WordPieceTokenizer", "bytes_to_unicode",
     "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "load_tokenizer_json",
-    "pretokenize", "python_sources",
+    "mask_tokens", "pretokenize", "python_sources",
     "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
     "train_test_split", "train_val_split",
 ]

@@ -31,6 +31,7 @@ import unicodedata
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..files import MiB, read_text
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -129,9 +130,43 @@ class WordPieceTokenizer:
                   lowercase: bool = True) -> WordPieceTokenizer:
         return cls(load_vocab(path), max_length=max_length, lowercase=lowercase)
 
+    @classmethod
+    def train_characters(cls, text: str, min_count: int = 2, max_length: int = 512) -> WordPieceTokenizer:
+        """A tokenizer whose vocabulary is the special tokens and the characters of ``text``:
+        each character seen at least ``min_count`` times at the start of a word ("a") or inside
+        one ("##a"), in order of first appearance. Every word then becomes one piece per
+        character ("token" -> t ##o ##k ##e ##n), the WordPiece form of a character-level
+        tokenizer; rarer characters become [UNK]."""
+        counts: dict[str, int] = {}
+        for word in cls.split_words(cls(dict.fromkeys(SPECIAL_TOKENS, 0)).normalize(text)):
+            for position, char in enumerate(word):
+                piece = char if position == 0 else CONTINUATION + char
+                counts[piece] = counts.get(piece, 0) + 1
+        pieces = [piece for piece, count in counts.items() if count >= min_count]
+        if not pieces:
+            raise ValueError(f"WordPieceTokenizer.train_characters: no character occurs {min_count} times "
+                             "in the text; expected some text to learn from")
+        return cls({token: index for index, token in enumerate([*SPECIAL_TOKENS, *pieces])}, max_length)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write vocab.txt: line i holds the token of id i (what ``from_file`` reads)."""
+        tokens = sorted(self.vocab, key=self.vocab.get)
+        atomic_write_text(path, "\n".join(tokens) + "\n")
+
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
+
+    @property
+    def mask_id(self) -> int:
+        if MASK not in self.vocab:
+            raise ValueError(f"WordPieceTokenizer: the vocabulary of {self.vocab_size} tokens has no {MASK}; "
+                             "masked language modelling needs one")
+        return self.vocab[MASK]
+
+    @property
+    def special_ids(self) -> list[int]:
+        return [self.vocab[token] for token in SPECIAL_TOKENS if token in self.vocab]
 
     # --- step 1: normalise --------------------------------------------------------------------
     def normalize(self, text: str) -> str:

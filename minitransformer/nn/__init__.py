@@ -3,6 +3,7 @@ BERT-style encoder, and the documents' other architectures (1-D and 2-D convolut
 
 from .attention import KVCache, LayerCache
 from .bert import BertConfig, BertForSequenceClassification, BertModel
+from .bert_pretraining import BertForPreTraining
 from .classifier import GPTClassifier
 from .conv import Conv1d, Conv2d, Flatten, MaxPool2d
 from .gpt import GPT, MLP, Block, CausalSelfAttention, GPTConfig
@@ -14,8 +15,9 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
-    "GELU", "GPT", "GRU", "LSTM", "LSTMCell", "MLP", "RNN", "BertConfig", "BertForSequenceClassification", "BertModel", "Block",
-    "CausalSelfAttention", "Conv1d", "Conv2d", "Flatten", "MaxPool2d", "Dropout", "Embedding", "GPTClassifier", "GPTConfig", "GRUCell",
+    "GELU", "GPT", "GRU", "LSTM", "LSTMCell", "MLP", "RNN", "BertConfig", "BertForPreTraining",
+    "BertForSequenceClassification", "BertModel", "Block", "CausalSelfAttention", "Conv1d", "Conv2d", "Flatten",
+    "MaxPool2d", "Dropout", "Embedding", "GPTClassifier", "GPTConfig", "GRUCell",
     "KVCache", "LayerCache", "LayerNorm", "Linear", "Llama", "LlamaConfig", "Module", "ModuleDict",
     "ModuleList", "Parameter", "RMSNorm", "RNNCell", "ReLU", "RotaryEmbedding", "SamplingSettings",
     "Sequential", "Sigmoid", "SwiGLU", "Tanh",
