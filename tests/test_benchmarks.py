@@ -51,7 +51,7 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation"}
+    assert set(results) == {"ops", "step", "profile", "llama", "scaling", "train", "startup", "generation"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -84,6 +84,46 @@ def test_step_reports_rate_flops_memory_and_ratios(quick_results):
     if "torch_ms" in row:  # PyTorch installed
         assert row["time_ratio"] > 0 and row["memory_ratio"] > 0
         assert row["linear_products_torch_ms"] > 0
+
+
+def test_llama_step_is_timed_beside_torch_and_without_its_kernels(quick_results):
+    _, results = quick_results
+    (row,) = results["llama"]["results"]
+    assert row["arch"] == "llama" and row["n_kv_head"] == 2
+    for key in ("minitransformer_ms", "without_llama_kernels_ms", "minitransformer_tokens_per_s",
+                "minitransformer_fraction_of_peak", "llama_kernels_speedup"):
+        assert row[key] > 0, key
+    assert row["flops_per_step"]["matmul_flops"] > 0
+    if "torch_ms" in row:  # PyTorch installed
+        assert row["time_ratio"] > 0 and row["torch_tokens_per_s"] > 0
+    (profile,) = results["llama"]["profiles"]
+    rows = {r["name"]: r for r in profile["rows"]}
+    # per layer 4 attention and 3 SwiGLU projections, and the head
+    assert rows["Linear.forward"]["calls_per_step"] == 4 * 7 + 1
+    # 2 norms per layer and the final one; q and k rotated in each layer
+    assert rows["RMSNorm.forward"]["calls_per_step"] == 9 and rows["RotaryEmbedding.forward"]["calls_per_step"] == 8
+
+
+def test_the_llama_step_is_the_same_model_in_both_frameworks():
+    """Same weights, same batches: the first losses agree to float32 rounding."""
+    torch = pytest.importorskip("torch", reason="PyTorch is the other side of the comparison")
+    from benchmarks.training import LLAMA_SMALL, minitransformer_step, torch_step
+
+    ours, theirs = minitransformer_step(LLAMA_SMALL)[0], torch_step(LLAMA_SMALL, torch)[0]
+    for _ in range(2):  # the second loss follows a clipped AdamW step in each
+        assert ours() == pytest.approx(theirs(), rel=1e-5)
+
+
+def test_without_registrations_puts_them_back():
+    from benchmarks.suites.llama import LLAMA_KERNELS, without_registrations
+    from minitransformer import dispatch
+
+    before = {entry.name: entry for entry in dispatch.registrations()}
+    with pytest.raises(RuntimeError, match="inside"):
+        with without_registrations(LLAMA_KERNELS):
+            assert not set(LLAMA_KERNELS) & {entry.name for entry in dispatch.registrations()}
+            raise RuntimeError("inside the block")
+    assert {entry.name: entry for entry in dispatch.registrations()} == before
 
 
 def test_profile_splits_the_step_into_ops_that_add_up(quick_results):
