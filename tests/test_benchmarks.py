@@ -61,12 +61,12 @@ def test_every_suite_writes_json_with_the_machine(quick_results):
 def test_ops_times_fused_and_composed_for_every_op(quick_results):
     _, results = quick_results
     rows = results["ops"]["results"]
-    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "embedding", "gelu",
-           "rms_norm", "silu", "rotary"}
+    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "attention_gqa", "embedding",
+           "gelu", "rms_norm", "silu", "rotary"}
     assert {row["op"] for row in rows} == ops
     for row in rows:
         assert row["mode"] in ("forward", "forward+backward")
-        assert row["fused_ms"] > 0 and row["composed_ms"] > 0
+        assert row["fused_ms"] > 0 and row["composed_ms"] > 0 and row["reference_ms"] > 0
 
 
 def test_step_reports_rate_flops_memory_and_ratios(quick_results):
