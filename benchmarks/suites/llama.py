@@ -28,7 +28,7 @@ from .profile import profile_config
 from .step import measure_config
 
 # the fast implementations written for the Llama-style model's ops (minitransformer/fast/cpu/)
-LLAMA_KERNELS = ("cpu.silu", "cpu.rms_norm", "cpu.rotary_embedding")
+LLAMA_KERNELS = ("cpu.silu", "cpu.swiglu", "cpu.rms_norm", "cpu.rotary_embedding")
 
 
 @contextlib.contextmanager

@@ -287,6 +287,29 @@ def test_silu_special_values_empty_and_0d():
     assert_parity(F.silu, np.float32(-0.7), **SILU_TOLERANCE)
 
 
+@given(shape=rows_shapes(min_dims=0), data=st.data())
+def test_swiglu(shape, data):
+    gate = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(-100, 100, width=32)))
+    up = data.draw(hnp.arrays(np.float32, shape, elements=FLOAT32))
+    assert_parity(F.swiglu, gate, up, **SILU_TOLERANCE)
+
+
+def test_swiglu_special_values_one_gradient_empty_and_0d():
+    gate = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 90.0, -90.0, -200.0], dtype=np.float32)
+    up = np.array([1.0, 2.0, 3.0, np.inf, 1.0, np.nan, -1.0, 2.0, 0.5], dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # -inf * 0 and 0 * inf are NaN, on both paths
+        (_, reference, reference_grads), (_, fast, fast_grads) = run_both(F.swiglu, gate, up)
+    for fast_array, reference_array in zip([fast, *fast_grads], [reference, *reference_grads]):
+        np.testing.assert_array_equal(np.isnan(fast_array), np.isnan(reference_array))
+        finite = np.isfinite(reference_array)
+        np.testing.assert_array_equal(fast_array[~finite], reference_array[~finite])
+        np.testing.assert_allclose(fast_array[finite], reference_array[finite], **SILU_TOLERANCE)
+    up_constant = lambda a: F.swiglu(a, mt.tensor(np.full((2, 5), 3.0, np.float32)))  # no dL/db wanted
+    assert_parity(up_constant, np.linspace(-4, 4, 10).reshape(2, 5), **SILU_TOLERANCE)
+    assert_parity(F.swiglu, np.zeros((0, 3)), np.zeros((0, 3)), **SILU_TOLERANCE)
+    assert_parity(F.swiglu, np.float32(-0.7), np.float32(2.0), **SILU_TOLERANCE)
+
+
 RMS_NORM_TOLERANCE = dict(rtol=2e-4, atol=2e-5)  # a row's sums in another order (SIMD lanes)
 
 
@@ -433,6 +456,7 @@ PARITY_CASES = {
                       test_attention_float64_and_long_sequences),
     "cpu.linear": (test_linear, test_linear_special_values_and_empty),
     "cpu.silu": (test_silu, test_silu_special_values_empty_and_0d),
+    "cpu.swiglu": (test_swiglu, test_swiglu_special_values_one_gradient_empty_and_0d),
     "cpu.rms_norm": (test_rms_norm, test_rms_norm_special_values_zero_rows_empty_and_0d),
     "cpu.rotary_embedding": (test_rotary_embedding,
                              test_rotary_embedding_strided_batched_positions_special_values_and_empty),

@@ -1,12 +1,14 @@
-"""Compiled kernels for the ops of a Llama-style decoder: SiLU, RMS norm and rotary embeddings.
+"""Compiled kernels for the ops of a Llama-style decoder: SiLU, SwiGLU's gate, RMS norm and
+rotary embeddings.
 
 They are written and compiled as those in kernels.py (``kernel``: numba, ``nogil``, NumPy's
 error model, never fast-math's "no NaN, no inf"), and called by the fast implementations beside
 this file (elementwise.py, normalization.py, rotary.py), each over one block of rows so that
 ``parallel_rows`` can share the blocks among the cores. The formulas are the reference ops'
 (ops/elementwise.py, ops/normalization.py, ops/rotary.py):
-- SiLU: one pass forward (sigmoid and product), one backward, where NumPy makes about ten;
-  its exp is ``exp_float32`` (within 1.1 ulp), so results agree with NumPy to rounding;
+- SiLU and SwiGLU's gate silu(a) * b: one pass forward (sigmoid and products), one backward,
+  where NumPy makes about ten; the exp is ``exp_float32`` (within 1.1 ulp), so results agree
+  with NumPy to rounding;
 - RMS norm: each row's sum of squares, then its outputs, while the row sits in cache; the sums
   add in SIMD lanes (``SUMS``: another order than NumPy's, rounding apart);
 - rotary embeddings: each pair of channels turned in place of NumPy's slices, products and
@@ -45,6 +47,28 @@ def silu_backward(x, sigmoid, grad, grad_x):
     for i in range(x.size):
         s = sigmoid[i]
         grad_x[i] = grad[i] * (s * (_ONE + x[i] * (_ONE - s)))
+
+
+# SwiGLU's gate, z = silu(a) * b (ops/elementwise.py's SwiGLUGate): the same, with the product.
+
+
+@kernel(reorder=FMA)
+def swiglu_forward(a, b, sigmoid, out):
+    """sigmoid(a) into ``sigmoid`` and silu(a) b = a s b into ``out``, elementwise."""
+    for i in range(a.size):
+        e = kernels.exp_float32(-abs(a[i]))
+        s = _ONE / (_ONE + e) if a[i] >= 0 else e / (_ONE + e)
+        sigmoid[i] = s
+        out[i] = a[i] * s * b[i]
+
+
+@kernel
+def swiglu_backward(a, b, sigmoid, grad, grad_a, grad_b):
+    """dL/da = dL/dz b s (1 + a (1 - s)) and dL/db = dL/dz a s, elementwise, in one pass."""
+    for i in range(a.size):
+        s = sigmoid[i]
+        grad_a[i] = grad[i] * b[i] * (s * (_ONE + a[i] * (_ONE - s)))
+        grad_b[i] = grad[i] * (a[i] * s)
 
 
 # ---------------------------------------------------------------------------------------------
