@@ -62,7 +62,7 @@ def test_ops_times_fused_and_composed_for_every_op(quick_results):
     _, results = quick_results
     rows = results["ops"]["results"]
     ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "attention_gqa", "embedding",
-           "gelu", "rms_norm", "silu", "rotary"}
+           "gelu", "rms_norm", "silu", "swiglu", "rotary"}
     assert {row["op"] for row in rows} == ops
     for row in rows:
         assert row["mode"] in ("forward", "forward+backward")

@@ -10,7 +10,7 @@ forward + backward (with a fixed upstream gradient), alternating the implementat
     torch     torch.nn.functional, when PyTorch is installed
 The shapes are those the op sees inside the GPT: attention scores (B, nh, T, T) for softmax,
 logits (B T, V) for log-softmax and cross-entropy, (B, T, C) for layer norm and RMS norm,
-(B, T, 4C) for GELU and SiLU, (B, nh, T, hs) for attention and rotary embeddings, ids (B, T)
+(B, T, 4C) for GELU, SiLU and SwiGLU's gate silu(a) * b, (B, nh, T, hs) for attention and rotary embeddings, ids (B, T)
 into a (V, C) table for embedding; grouped-query attention has k and v of nh / 2 heads.
 """
 
@@ -170,6 +170,9 @@ def make_cases(B, T, C, nh, V, rng):
         "silu": ([normal(B, T, 4 * C)], (),
                  {"fused": F.silu, "composed": composed_silu},
                  lambda torch, x: torch.nn.functional.silu(x)),
+        "swiglu": ([normal(B, T, 4 * C), normal(B, T, 4 * C)], (),
+                   {"fused": F.swiglu, "composed": lambda a, b: composed_silu(a) * b},
+                   lambda torch, a, b: torch.nn.functional.silu(a) * b),
         "rotary": ([normal(B, nh, T, hs)], (cos, sin),
                    {"fused": lambda x, c, s: F.rotary_embedding(x),
                     "composed": lambda x, c, s: composed_rotary(x, mt.tensor(c), mt.tensor(s))},
