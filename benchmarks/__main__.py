@@ -1,7 +1,7 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, scaling, train, startup, generation, tokenizer, distributed (default:
-all, in that order).
+Suites: ops, step, profile, llama, scaling, train, startup, generation, tokenizer, distributed
+(default: all, in that order).
 Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
 and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
 printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import distributed, generation, ops, profile, scaling, startup, step, tokenizer, train
+from .suites import distributed, generation, llama, ops, profile, scaling, startup, step, tokenizer, train
 
-SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer", "distributed")
+SUITES = ("ops", "step", "profile", "llama", "scaling", "train", "startup", "generation", "tokenizer", "distributed")
 
 
 def main(argv=None) -> int:
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
             result = step.run(args.quick, torch, threads)
         elif suite == "profile":
             result = profile.run(args.quick)
+        elif suite == "llama":
+            result = llama.run(args.quick, torch, threads)
         elif suite == "scaling":
             result = scaling.run(args.quick, torch, threads, peak_gflops=peak["gflops"])
         elif suite == "train":

@@ -246,6 +246,23 @@ def gpt_step_flops(n_layer: int, n_embd: int, vocab_size: int, batch: int, block
             "method": "exact matmul count, 3x forward, full T x T attention"}
 
 
+def llama_step_flops(n_layer: int, n_embd: int, vocab_size: int, batch: int, block: int,
+                     n_head: int, n_kv_head: int, intermediate_size: int) -> dict:
+    """Matmul FLOPs of one training step of the Llama-style model, counted as for the GPT.
+
+    Forward, per layer, with N = B T tokens, C = n_embd, hs = C / nh, H = intermediate_size:
+        q and o 2 * 2 N C (nh hs),  k and v 2 * 2 N C (n_kv hs) (grouped-query attention: fewer
+        key/value heads),  attention 2 * 2 B nh T T hs (full T x T),  SwiGLU 3 * 2 N C H;
+    plus the head 2 N C V; a step is 3x the forward. Elementwise work is not counted.
+    """
+    N, C, T, L, V = batch * block, n_embd, block, n_layer, vocab_size
+    hs = C // n_head
+    per_layer = (2 * 2 * N * C * n_head * hs + 2 * 2 * N * C * n_kv_head * hs
+                 + 2 * 2 * batch * n_head * T * T * hs + 3 * 2 * N * C * intermediate_size)
+    return {"matmul_flops": 3 * (L * per_layer + 2 * N * C * V),
+            "method": "exact matmul count, 3x forward, full T x T attention"}
+
+
 # --- results ----------------------------------------------------------------------------------
 
 def output_dir(out: Path | None, update_results: bool) -> Path:

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 COLORS = {"fused": "tab:blue", "composed": "tab:orange", "torch": "tab:green",
-          "minitransformer": "tab:blue", "numpy_kernels": "tab:cyan"}
+          "minitransformer": "tab:blue", "numpy_kernels": "tab:cyan", "without_llama_kernels": "tab:purple"}
 LABELS = {"fused": "fused (one node)", "composed": "composed (primitive ops)", "torch": "PyTorch",
-          "minitransformer": "minitransformer", "numpy_kernels": "minitransformer, NumPy kernels"}
+          "minitransformer": "minitransformer", "numpy_kernels": "minitransformer, NumPy kernels",
+          "without_llama_kernels": "minitransformer without the Llama ops' kernels"}
 # the large step's target in the README: at least 60% of the matmul peak
 PEAK_TARGET = 0.6
 
@@ -96,12 +97,14 @@ def plot_ops(result: dict, out_dir: Path, subtitle: str) -> Path:
     return _save(fig, out_dir / "ops.png", axes[0][0].get_legend_handles_labels())
 
 
-def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
+def plot_step(result: dict, out_dir: Path, subtitle: str, file_stem: str = "step",
+              peak_target: float | None = PEAK_TARGET, model: str = "") -> Path:
     """ms per step, a panel per config (linear axes from 0, each its own scale, so a 10% gap looks
-    like 10%), and the fraction of the matmul peak each framework reaches."""
+    like 10%), and the fraction of the matmul peak each framework reaches; into ``file_stem``.png."""
     plt = _pyplot()
     rows = result["results"]
-    names = [n for n in ("minitransformer", "numpy_kernels", "torch") if rows[0].get(f"{n}_ms") is not None]
+    names = [n for n in ("minitransformer", "without_llama_kernels", "numpy_kernels", "torch")
+             if rows[0].get(f"{n}_ms") is not None]
     fig, axes = _figure(plt, 1, len(rows) + 1, (max(10.0, 3.6 * (len(rows) + 1)), 4.6))
     width = 0.8 / len(names)
     for ax, row in zip(axes[0], rows):
@@ -120,8 +123,9 @@ def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
     for j, name in enumerate(names):
         peak_ax.bar(x + (j - (len(names) - 1) / 2) * width, [r[f"{name}_fraction_of_peak"] * 100 for r in rows],
                     width, color=COLORS[name])
-    peak_ax.axhline(PEAK_TARGET * 100, color="gray", ls="--", lw=0.8,
-                    label=f"target for the large config: {PEAK_TARGET:.0%} of the peak")
+    if peak_target is not None:
+        peak_ax.axhline(peak_target * 100, color="gray", ls="--", lw=0.8,
+                        label=f"target for the large config: {peak_target:.0%} of the peak")
     peak_ax.set_xticks(x, [f"{r['config']}\npeak {r['matmul_peak_gflops']:.0f} GFLOP/s" for r in rows])
     peak_ax.set_ylabel("matmul GFLOP/s, % of the machine's peak")
     peak_ax.set_ylim(0, 100)
@@ -130,9 +134,15 @@ def plot_step(result: dict, out_dir: Path, subtitle: str) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     target_handles, target_labels = peak_ax.get_legend_handles_labels()
     note = run_notes(result)
-    fig.suptitle(f"one training step (forward, backward, clip, AdamW)  ({subtitle})\nthe peak: a 2048^3 float32 "
+    fig.suptitle(f"one training step{model} (forward, backward, clip, AdamW)  ({subtitle})\nthe peak: a 2048^3 float32 "
                  f"product timed alongside" + (f"\n{note}" if note else ""), fontsize=9)
-    return _save(fig, out_dir / "step.png", (handles + target_handles, labels + target_labels), columns=2)
+    return _save(fig, out_dir / f"{file_stem}.png", (handles + target_handles, labels + target_labels), columns=2)
+
+
+def plot_llama(result: dict, out_dir: Path, subtitle: str) -> Path:
+    """The Llama-style model's step, drawn as the GPT's (``plot_step``), into llama.png."""
+    return plot_step(result, out_dir, subtitle, file_stem="llama", peak_target=None,
+                     model=" of the Llama-style model")
 
 
 def plot_scaling(result: dict, out_dir: Path, subtitle: str) -> Path:
@@ -233,5 +243,5 @@ def plot_startup(result: dict, out_dir: Path, subtitle: str) -> Path:
     return _save(fig, out_dir / "startup.png", ax.get_legend_handles_labels())
 
 
-PLOTS = {"ops": plot_ops, "step": plot_step, "profile": plot_profile, "scaling": plot_scaling,
+PLOTS = {"ops": plot_ops, "step": plot_step, "llama": plot_llama, "profile": plot_profile, "scaling": plot_scaling,
          "startup": plot_startup}

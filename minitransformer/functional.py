@@ -55,6 +55,11 @@ def silu(x: Tensor) -> Tensor:
     return elementwise.SiLU.apply(_as_tensor(x, "silu"))
 
 
+def swiglu(gate: Tensor, up: Tensor) -> Tensor:
+    """silu(gate) * up, the gated product of SwiGLU, as one node (gate and up of one shape)."""
+    return elementwise.SwiGLUGate.apply(_as_tensor(gate, "swiglu"), _as_tensor(up, "swiglu"))
+
+
 def tanh(x: Tensor) -> Tensor:
     return elementwise.Tanh.apply(x)
 

@@ -4,6 +4,7 @@ Timings are not checked: they depend on the machine and its load."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -51,8 +52,8 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation", "tokenizer",
-                            "distributed"}
+    assert set(results) == {"ops", "step", "profile", "llama", "scaling", "train",
+                            "startup", "generation", "tokenizer", "distributed"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -62,12 +63,12 @@ def test_every_suite_writes_json_with_the_machine(quick_results):
 def test_ops_times_fused_and_composed_for_every_op(quick_results):
     _, results = quick_results
     rows = results["ops"]["results"]
-    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "embedding", "gelu",
-           "rms_norm", "silu", "rotary"}
+    ops = {"softmax", "log_softmax", "layer_norm", "cross_entropy", "attention", "attention_gqa", "embedding",
+           "gelu", "rms_norm", "silu", "swiglu", "rotary"}
     assert {row["op"] for row in rows} == ops
     for row in rows:
         assert row["mode"] in ("forward", "forward+backward")
-        assert row["fused_ms"] > 0 and row["composed_ms"] > 0
+        assert row["fused_ms"] > 0 and row["composed_ms"] > 0 and row["reference_ms"] > 0
 
 
 def test_step_reports_rate_flops_memory_and_ratios(quick_results):
@@ -85,6 +86,47 @@ def test_step_reports_rate_flops_memory_and_ratios(quick_results):
     if "torch_ms" in row:  # PyTorch installed
         assert row["time_ratio"] > 0 and row["memory_ratio"] > 0
         assert row["linear_products_torch_ms"] > 0
+
+
+def test_llama_step_is_timed_beside_torch_and_without_its_kernels(quick_results):
+    _, results = quick_results
+    (row,) = results["llama"]["results"]
+    assert row["arch"] == "llama" and row["n_kv_head"] == 2
+    for key in ("minitransformer_ms", "without_llama_kernels_ms", "minitransformer_tokens_per_s",
+                "minitransformer_fraction_of_peak", "llama_kernels_speedup"):
+        assert row[key] > 0, key
+    assert row["flops_per_step"]["matmul_flops"] > 0
+    if "torch_ms" in row:  # PyTorch installed
+        assert row["time_ratio"] > 0 and row["torch_tokens_per_s"] > 0
+    (profile,) = results["llama"]["profiles"]
+    rows = {r["name"]: r for r in profile["rows"]}
+    # per layer 4 attention and 3 SwiGLU projections, and the head
+    assert rows["Linear.forward"]["calls_per_step"] == 4 * 7 + 1
+    # 2 norms per layer and the final one; q and k rotated in each layer
+    assert rows["RMSNorm.forward"]["calls_per_step"] == 9 and rows["RotaryEmbedding.forward"]["calls_per_step"] == 8
+
+
+def test_the_llama_step_is_the_same_model_in_both_frameworks():
+    """Same weights, same batches: the first losses agree to float32 rounding."""
+    torch = pytest.importorskip("torch", reason="PyTorch is the other side of the comparison")
+    from benchmarks.training import LLAMA_SMALL, minitransformer_step, torch_step
+
+    tiny = dataclasses.replace(LLAMA_SMALL, batch=2, block=16, n_layer=2, n_embd=32)  # 4 heads, 2 for k, v
+    ours, theirs = minitransformer_step(tiny)[0], torch_step(tiny, torch)[0]
+    for _ in range(2):  # the second loss follows a clipped AdamW step in each
+        assert ours() == pytest.approx(theirs(), rel=1e-5)
+
+
+def test_without_registrations_puts_them_back():
+    from benchmarks.suites.llama import LLAMA_KERNELS, without_registrations
+    from minitransformer import dispatch
+
+    before = {entry.name: entry for entry in dispatch.registrations()}
+    with pytest.raises(RuntimeError, match="inside"):
+        with without_registrations(LLAMA_KERNELS):
+            assert not set(LLAMA_KERNELS) & {entry.name for entry in dispatch.registrations()}
+            raise RuntimeError("inside the block")
+    assert {entry.name: entry for entry in dispatch.registrations()} == before
 
 
 def test_profile_splits_the_step_into_ops_that_add_up(quick_results):
@@ -170,8 +212,8 @@ def test_startup_times_a_fresh_process_phase_by_phase(quick_results):
 
 def test_plots_are_written_beside_the_json(quick_results):
     out, _ = quick_results
-    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "profile.png", "scaling.png",
-                                                         "startup.png"}
+    assert {path.name for path in out.glob("*.png")} == {"ops.png", "step.png", "profile.png", "llama.png",
+                                                         "scaling.png", "startup.png"}
 
 
 def test_plots_say_when_pytorch_was_missing(quick_results, tmp_path):

@@ -2,13 +2,16 @@
 
 For every op and two GPT sizes we time the forward (recording the graph, as in training) and
 forward + backward (with a fixed upstream gradient), alternating the implementations:
-    fused     the one-node op from minitransformer.functional
+    fused     the one-node op from minitransformer.functional (its fast implementation where the
+              fast layer, minitransformer/fast/, has one)
+    reference the same one-node op running its reference code (``set_kernels("reference")``):
+              fused / reference is what the fast layer buys
     composed  the same formula built from primitive ops (a node per exp, sum, divide, ...)
     torch     torch.nn.functional, when PyTorch is installed
 The shapes are those the op sees inside the GPT: attention scores (B, nh, T, T) for softmax,
 logits (B T, V) for log-softmax and cross-entropy, (B, T, C) for layer norm and RMS norm,
-(B, T, 4C) for GELU and SiLU, (B, nh, T, hs) for attention and rotary embeddings, ids (B, T)
-into a (V, C) table for embedding.
+(B, T, 4C) for GELU, SiLU and SwiGLU's gate silu(a) * b, (B, nh, T, hs) for attention and rotary embeddings, ids (B, T)
+into a (V, C) table for embedding; grouped-query attention has k and v of nh / 2 heads.
 """
 
 from __future__ import annotations
@@ -96,6 +99,24 @@ def rotary_tables(T, hs):
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
+def composed_gqa_attention(q, k, v, causal_bias):
+    """Each key/value head repeated for its group of query heads (as F.repeat_kv_heads does)."""
+    groups = q.shape[1] // k.shape[1]
+    k, v = (mt.concat([t[:, i:i + 1] for i in range(t.shape[1]) for _ in range(groups)], axis=1) for t in (k, v))
+    return composed_attention(q, k, v, causal_bias)
+
+
+def with_reference_code(fn):
+    """fn run by the reference ops (set_kernels("reference")), not the fast layer."""
+    def run(*args):
+        mt.set_kernels("reference")
+        try:
+            return fn(*args)
+        finally:
+            mt.set_kernels("fast")
+    return run
+
+
 def torch_rotary(torch, x, cos, sin):
     half = x.shape[-1] // 2
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
@@ -131,6 +152,12 @@ def make_cases(B, T, C, nh, V, rng):
                        "composed": lambda q, k, v: composed_attention(q, k, v, mt.tensor(causal_bias))},
                       lambda torch, q, k, v: torch.nn.functional.scaled_dot_product_attention(
                           q, k, v, is_causal=True)),
+        "attention_gqa": ([normal(B, nh, T, hs), normal(B, nh // 2, T, hs), normal(B, nh // 2, T, hs)], (),
+                          {"fused": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                                                   enable_gqa=True),
+                           "composed": lambda q, k, v: composed_gqa_attention(q, k, v, mt.tensor(causal_bias))},
+                          lambda torch, q, k, v: torch.nn.functional.scaled_dot_product_attention(
+                              q, k, v, is_causal=True, enable_gqa=True)),
         "embedding": ([normal(V, C)], (ids,),
                       {"fused": lambda w, i: F.embedding(i, w), "composed": lambda w, i: w[i]},
                       lambda torch, w, i: torch.nn.functional.embedding(i, w)),
@@ -143,6 +170,9 @@ def make_cases(B, T, C, nh, V, rng):
         "silu": ([normal(B, T, 4 * C)], (),
                  {"fused": F.silu, "composed": composed_silu},
                  lambda torch, x: torch.nn.functional.silu(x)),
+        "swiglu": ([normal(B, T, 4 * C), normal(B, T, 4 * C)], (),
+                   {"fused": F.swiglu, "composed": lambda a, b: composed_silu(a) * b},
+                   lambda torch, a, b: torch.nn.functional.silu(a) * b),
         "rotary": ([normal(B, nh, T, hs)], (cos, sin),
                    {"fused": lambda x, c, s: F.rotary_embedding(x),
                     "composed": lambda x, c, s: composed_rotary(x, mt.tensor(c), mt.tensor(s))},
@@ -186,6 +216,8 @@ def run(quick: bool, torch=None) -> dict:
             with mt.no_grad():  # the output's shape, for the upstream gradient
                 out_shape = ours["fused"](*[mt.tensor(a) for a in arrays], *extras).shape
             grad = rng.standard_normal(out_shape).astype(np.float32)
+            if mt.get_kernels() == "fast":  # else "fused" is the reference code already
+                ours = {**ours, "reference": with_reference_code(ours["fused"])}
             for mode, backward in (("forward", False), ("forward+backward", True)):
                 candidates = {impl: _ours(fn, arrays, extras, grad, backward) for impl, fn in ours.items()}
                 if torch is not None:
@@ -196,11 +228,14 @@ def run(quick: bool, torch=None) -> dict:
                        **{f"{impl}_ms": t["median_ms"] for impl, t in timings.items()},
                        "timings": timings}
                 row["composed_over_fused"] = row["composed_ms"] / row["fused_ms"]
+                row["fused_over_reference"] = row["fused_ms"] / row["reference_ms"] if "reference_ms" in row else None
                 row["fused_over_torch"] = row["fused_ms"] / row["torch_ms"] if torch is not None else None
                 results.append(row)
-    print_table("ops: median ms (fused = our one-node op, composed = primitive ops)", results, [
+    print_table("ops: median ms (fused = our one-node op, reference = its reference code, composed = "
+                "primitive ops)", results, [
         ("op", "op"), ("size", "size"), ("mode", "mode"), ("fused_ms", "fused"),
-        ("composed_ms", "composed"), ("torch_ms", "torch"),
-        ("composed_over_fused", "composed/fused"), ("fused_over_torch", "fused/torch")])
+        ("reference_ms", "reference"), ("composed_ms", "composed"), ("torch_ms", "torch"),
+        ("fused_over_reference", "fused/reference"), ("composed_over_fused", "composed/fused"),
+        ("fused_over_torch", "fused/torch")])
     return {"shapes": {k: dict(zip(("B", "T", "C", "nh", "V"), v)) for k, v in SHAPES.items() if k in sizes},
             "results": results}

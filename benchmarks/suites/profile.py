@@ -1,4 +1,5 @@
-"""Suite ``profile``: where the time of one GPT training step goes, op by op.
+"""Suite ``profile``: where the time of one GPT training step goes, op by op (the ``llama``
+suite profiles the Llama-style model's step with ``profile_config`` too).
 
 The step is the one ``training.minitransformer_step`` runs (same model, AdamW, batches and
 clipping), taken apart into four phases, each timed on its own:
@@ -110,10 +111,10 @@ class OpTimer:
 def profile_config(config: StepConfig, steps: int, seed: int = 0) -> dict:
     """Phases and per-op times of ``steps`` training steps, in ms per step (means)."""
     import minitransformer as mt
-    from minitransformer import nn, optim
+    from minitransformer import optim
 
     mt.manual_seed(seed)
-    model = nn.GPT(config.gpt_config())
+    model = config.build_model()
     optimizer = model.configure_optimizers(WEIGHT_DECAY, LEARNING_RATE, BETAS)
     params = model.parameters()
     data = batches(config)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import minitransformer as mt
 from minitransformer.fast.cpu import kernels
 
-from ..harness import (gpt_step_flops, linear_products, matmul_peak, print_table, square_matmul,
-                       time_alternating)
+from ..harness import (gpt_step_flops, linear_products, llama_step_flops, matmul_peak, print_table,
+                       square_matmul, time_alternating)
 from ..memory import measure_in_subprocess
 from ..training import LARGE, SMALL, StepConfig, minitransformer_step, torch_step
 
@@ -32,9 +32,18 @@ def with_numpy_kernels(step):
     return run
 
 
+def step_flops(config: StepConfig) -> dict:
+    """The matmul FLOPs of one training step of ``config``'s model (GPT or Llama-style)."""
+    shape = (config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
+    if config.arch == "llama":
+        llama = config.llama_config()
+        return llama_step_flops(*shape, llama.n_head, llama.n_kv_head, llama.intermediate_size)
+    return gpt_step_flops(*shape)
+
+
 def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gflops: float = 0.0,
                    peak_n: int | None = None, memory: bool = True, numpy_kernels: bool = True,
-                   blas_products: bool = True) -> dict:
+                   blas_products: bool = True, more_candidates: dict | None = None) -> dict:
     """Time, rate and memory of one config, both frameworks side by side.
 
     With ``peak_n`` the matmul peak is timed in the same rounds, as one more candidate (an
@@ -42,17 +51,19 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
     other ratios it holds only when both were measured under the same load. Without it the
     fraction is of ``peak_gflops``, measured elsewhere (the scaling suite). ``blas_products``
     also times the matrix products of the step's Linear layers alone, with NumPy's BLAS and
-    PyTorch's (``harness.linear_products``)."""
+    PyTorch's (``harness.linear_products``; GPT configs only). ``more_candidates``: further
+    named step functions timed in the same rounds (e.g. ours without some fast kernels)."""
     ours, model = minitransformer_step(config)
     candidates = {"minitransformer": ours}
     if numpy_kernels and mt.get_kernels() == "fast" and kernels.compiled_available():
         candidates["numpy_kernels"] = with_numpy_kernels(minitransformer_step(config)[0])
     if torch is not None:
         candidates["torch"] = torch_step(config, torch)[0]
+    candidates.update(more_candidates or {})
     if peak_n:
         candidates["matmul_peak"] = square_matmul(peak_n)
     shape = (config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
-    if blas_products:  # the Linear layers' products alone, with each framework's BLAS
+    if blas_products and config.arch == "gpt":  # the Linear layers' products alone, with each framework's BLAS
         candidates["linear_products_numpy"], linear_flops = linear_products(*shape)
         if torch is not None:
             candidates["linear_products_torch"] = linear_products(*shape, torch=torch)[0]
@@ -62,9 +73,10 @@ def measure_config(config: StepConfig, torch, threads: int, rounds: int, peak_gf
         peak_gflops = 2 * peak_n**3 / (peak["median_ms"] * 1e-3) / 1e9
     products = {name.removeprefix("linear_products_"): timings.pop(name) for name in list(timings)
                 if name.startswith("linear_products_")}
-    flops = gpt_step_flops(config.n_layer, config.n_embd, config.vocab, config.batch, config.block)
-    row = {"config": config.name, "batch": config.batch, "block": config.block,
-           "n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
+    flops = step_flops(config)
+    row = {"config": config.name, "arch": config.arch, "batch": config.batch, "block": config.block,
+           "n_layer": config.n_layer, "n_head": config.n_head, "n_kv_head": config.n_kv_head,
+           "n_embd": config.n_embd,
            "vocab": config.vocab, "tokens_per_step": config.tokens,
            "parameters": model.num_parameters(), "flops_per_step": flops, "timings": timings,
            "matmul_peak_gflops": peak_gflops, "matmul_peak_timing": peak}

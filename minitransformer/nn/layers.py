@@ -92,7 +92,7 @@ class SwiGLU(Module):
         self.down_proj = Linear(hidden_dim, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (..., H) -> (..., C)
+        return self.down_proj(F.swiglu(self.gate_proj(x), self.up_proj(x)))  # (..., H) -> (..., C)
 
 
 class RotaryEmbedding(Module):

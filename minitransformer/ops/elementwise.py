@@ -338,3 +338,32 @@ class SiLU(Function):
     def backward(self, grad):
         a, s = self.saved
         return grad * (s * (1 + a * (1 - s)))
+
+
+def check_swiglu_inputs(gate, up) -> None:
+    check_float("swiglu", "gate", gate)
+    check_float("swiglu", "up", up)
+    if gate.shape != up.shape:
+        raise ValueError(f"swiglu: gate is {describe(gate)} and up {describe(up)}; expected the same shape")
+
+
+class SwiGLUGate(Function):
+    """SwiGLU's gated product in one node (Shazeer 2020), with s = sigmoid(a):
+
+        z = silu(a) * b = a s b;   dz/da = b s (1 + a (1 - s)),  dz/db = silu(a) = a s
+    The same operations in the same order as silu(a) * b composed, so the same numbers; it keeps
+    a, b and s for backward where the composition keeps a, s, silu(a) and b.
+    """
+
+    def forward(self, a, b):
+        check_swiglu_inputs(a, b)
+        s = stable_sigmoid(a)
+        self.save_for_backward(a, b, s)
+        return a * s * b
+
+    def backward(self, grad):
+        a, b, s = self.saved
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad * b * (s * (1 + a * (1 - s))) if need_a else None
+        grad_b = grad * (a * s) if need_b else None
+        return grad_a, grad_b

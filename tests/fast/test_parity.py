@@ -263,6 +263,108 @@ def test_linear_special_values_and_empty():
     assert_parity(F.linear, np.zeros((0, 4)), np.ones((3, 4)), np.ones(3), rtol=0, atol=0)
 
 
+# --- the Llama-style decoder's ops: cpu.silu, cpu.rms_norm, cpu.rotary_embedding -------------
+
+SILU_TOLERANCE = dict(rtol=1e-6, atol=5e-7)  # exp_float32 within 1.1 ulp; 1 - s then scales it by x
+
+
+@given(shape=rows_shapes(min_dims=0), data=st.data())
+def test_silu(shape, data):
+    x = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(-100, 100, width=32)))
+    assert_parity(F.silu, x, **SILU_TOLERANCE)  # 0-d too: the kernels take any shape
+
+
+def test_silu_special_values_empty_and_0d():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 90.0, -90.0, -200.0], dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # silu(-inf) = -inf * 0 is NaN, on both paths
+        (_, reference, reference_grads), (_, fast, fast_grads) = run_both(F.silu, x)
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(reference))
+    np.testing.assert_array_equal(np.isnan(fast_grads[0]), np.isnan(reference_grads[0]))
+    assert fast[1] == reference[1] == np.inf
+    np.testing.assert_allclose(fast[3:], reference[3:], **SILU_TOLERANCE)
+    np.testing.assert_allclose(fast_grads[0][3:], reference_grads[0][3:], **SILU_TOLERANCE)
+    assert_parity(F.silu, np.zeros((0, 3)), **SILU_TOLERANCE)
+    assert_parity(F.silu, np.float32(-0.7), **SILU_TOLERANCE)
+
+
+@given(shape=rows_shapes(min_dims=0), data=st.data())
+def test_swiglu(shape, data):
+    gate = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(-100, 100, width=32)))
+    up = data.draw(hnp.arrays(np.float32, shape, elements=FLOAT32))
+    assert_parity(F.swiglu, gate, up, **SILU_TOLERANCE)
+
+
+def test_swiglu_special_values_one_gradient_empty_and_0d():
+    gate = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 90.0, -90.0, -200.0], dtype=np.float32)
+    up = np.array([1.0, 2.0, 3.0, np.inf, 1.0, np.nan, -1.0, 2.0, 0.5], dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # -inf * 0 and 0 * inf are NaN, on both paths
+        (_, reference, reference_grads), (_, fast, fast_grads) = run_both(F.swiglu, gate, up)
+    for fast_array, reference_array in zip([fast, *fast_grads], [reference, *reference_grads]):
+        np.testing.assert_array_equal(np.isnan(fast_array), np.isnan(reference_array))
+        finite = np.isfinite(reference_array)
+        np.testing.assert_array_equal(fast_array[~finite], reference_array[~finite])
+        np.testing.assert_allclose(fast_array[finite], reference_array[finite], **SILU_TOLERANCE)
+    up_constant = lambda a: F.swiglu(a, mt.tensor(np.full((2, 5), 3.0, np.float32)))  # no dL/db wanted
+    assert_parity(up_constant, np.linspace(-4, 4, 10).reshape(2, 5), **SILU_TOLERANCE)
+    assert_parity(F.swiglu, np.zeros((0, 3)), np.zeros((0, 3)), **SILU_TOLERANCE)
+    assert_parity(F.swiglu, np.float32(-0.7), np.float32(2.0), **SILU_TOLERANCE)
+
+
+RMS_NORM_TOLERANCE = dict(rtol=2e-4, atol=2e-5)  # a row's sums in another order (SIMD lanes)
+
+
+@given(shape=rows_shapes(), eps=st.sampled_from([1e-6, 1e-5, 0.1]), data=st.data())
+def test_rms_norm(shape, eps, data):
+    x = data.draw(hnp.arrays(np.float32, shape, elements=FLOAT32)) + 1  # + 1: no all-zero rows
+    weight = data.draw(hnp.arrays(np.float32, shape[-1:], elements=FLOAT32))
+    assert_parity(lambda x, w: F.rms_norm(x, w, eps=eps), x, weight, **RMS_NORM_TOLERANCE)
+    assert_parity(lambda x: F.rms_norm(x, eps=eps), x, **RMS_NORM_TOLERANCE)  # weight of ones
+
+
+def test_rms_norm_special_values_zero_rows_empty_and_0d():
+    with np.errstate(invalid="ignore"):  # inf / inf in a row with an inf: NaN on both paths
+        assert_parity(lambda x, w: F.rms_norm(x, w), special_rows(24), np.ones(24), **RMS_NORM_TOLERANCE)
+    zeros = np.zeros((3, 7))  # rms 0: x_hat = 0 * 1/sqrt(eps), a finite 0
+    assert_parity(lambda x, w: F.rms_norm(x, w), zeros, np.ones(7), **RMS_NORM_TOLERANCE)
+    assert_parity(lambda x, w: F.rms_norm(x, w), np.zeros((0, 8)), np.ones(8), **RMS_NORM_TOLERANCE)
+    assert_parity(lambda x, w: F.rms_norm(x, w), np.full((3, 1), -2.0), np.ones(1), **RMS_NORM_TOLERANCE)
+    for choice in ("reference", "fast"):  # 0-d has no axis to normalise: the same error on both
+        mt.set_kernels(choice)
+        try:
+            with pytest.raises(ValueError, match="rms_norm: .* at least one axis"):
+                F.rms_norm(mt.tensor(np.float32(2.0)), mt.tensor(np.ones(1, np.float32)))
+        finally:
+            mt.set_kernels("fast")
+
+
+ROTARY_EXACT = dict(rtol=0, atol=0)  # the reference's float32 operations, in its order
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+@given(leading=st.sampled_from([(), (2,), (2, 3), (2, 2, 3)]), t=st.integers(1, 12),
+       half=st.integers(1, 8), start=st.integers(0, 5000), data=st.data())
+def test_rotary_embedding(interleaved, leading, t, half, start, data):
+    x = data.draw(hnp.arrays(np.float32, leading + (t, 2 * half), elements=FLOAT32))
+    positions = np.arange(start, start + t)  # a cache's offset: positions need not start at 0
+    assert_parity(lambda a: F.rotary_embedding(a, positions, interleaved=interleaved), x, **ROTARY_EXACT)
+
+
+def test_rotary_embedding_strided_batched_positions_special_values_and_empty():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 5, 3, 8)).astype(np.float32)  # (B, T, nh, hs), as the model's q
+    heads_first = lambda a: F.rotary_embedding(a.transpose(0, 2, 1, 3))  # a strided (B, nh, T, hs) view
+    assert_parity(heads_first, x, **ROTARY_EXACT)
+    per_sequence = np.array([np.arange(5), np.arange(7, 12)])  # (B, T): the reference takes it
+    assert_parity(lambda a: F.rotary_embedding(a, per_sequence), x.transpose(0, 2, 1, 3),
+                  expect_fast=False, **ROTARY_EXACT)
+    special = special_rows(8).reshape(1, 5, 8)  # NaN, +-inf: inf * 0 = NaN where the reference has it
+    with np.errstate(invalid="ignore"):
+        assert_parity(lambda a: F.rotary_embedding(a, interleaved=True), special, **ROTARY_EXACT)
+        assert_parity(F.rotary_embedding, special, **ROTARY_EXACT)
+    assert_parity(F.rotary_embedding, np.zeros((0, 3, 4)), **ROTARY_EXACT)  # no sequences
+    assert_parity(F.rotary_embedding, np.zeros((2, 0, 4)), **ROTARY_EXACT)  # no positions
+
+
 # --- the plain hot spots: cpu.add_gradients, cpu.adam_update, cpu.add_rows_at, cpu.squared_norm ----
 
 def both_choices(run):
@@ -353,6 +455,11 @@ PARITY_CASES = {
     "cpu.attention": (test_attention, test_attention_hidden_rows_nan_and_dropout,
                       test_attention_float64_and_long_sequences),
     "cpu.linear": (test_linear, test_linear_special_values_and_empty),
+    "cpu.silu": (test_silu, test_silu_special_values_empty_and_0d),
+    "cpu.swiglu": (test_swiglu, test_swiglu_special_values_one_gradient_empty_and_0d),
+    "cpu.rms_norm": (test_rms_norm, test_rms_norm_special_values_zero_rows_empty_and_0d),
+    "cpu.rotary_embedding": (test_rotary_embedding,
+                             test_rotary_embedding_strided_batched_positions_special_values_and_empty),
     "cpu.add_gradients": (test_add_gradients_is_bitwise_a_plus_b,),
     "cpu.adam_update": (test_adam_update_is_bitwise_the_reference,),
     "cpu.add_rows_at": (test_add_rows_at_is_bitwise_add_at,),

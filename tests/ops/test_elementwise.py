@@ -188,6 +188,40 @@ def test_silu_is_finite_and_tends_to_relu_for_large_magnitudes(xp, x):
     np.testing.assert_allclose(out[big], np.maximum(x[big], 0), atol=1e-12)
 
 
+@given(data=st.data())
+@settings(max_examples=25)  # two inputs: twice the finite differences of silu's test
+def test_swiglu_is_silu_of_gate_times_up_and_passes_gradcheck(xp, data):
+    shape = data.draw(shapes)
+    gate, up = data.draw(arrays(shape)), data.draw(arrays(shape))
+    check_op(xp, F.swiglu, lambda a, b: a * expit(a) * b, gate, up)
+
+
+def test_swiglu_is_bitwise_the_composition_it_fuses():
+    """silu(a) * b in one node: the same float32 operations in the same order, reference code."""
+    rng = np.random.default_rng(0)
+    arrays_in = [(rng.standard_normal((4, 9)) * 5).astype(np.float32) for _ in range(3)]  # a, b, dz
+    results = []
+    previous = mt.get_kernels()
+    mt.set_kernels("reference")
+    try:
+        for op in (F.swiglu, lambda a, b: F.silu(a) * b):
+            a, b = (mt.tensor(x, requires_grad=True) for x in arrays_in[:2])
+            out = op(a, b)
+            out.backward(mt.tensor(arrays_in[2]))
+            results.append([out.numpy(), a.grad, b.grad])
+    finally:
+        mt.set_kernels(previous)
+    for fused, composed in zip(*results):
+        np.testing.assert_array_equal(fused, composed)
+
+
+def test_swiglu_rejects_other_shapes_and_integers():
+    with pytest.raises(ValueError, match=r"swiglu: gate is .* and up .*; expected the same shape"):
+        F.swiglu(mt.tensor(np.ones((2, 3))), mt.tensor(np.ones(3)))
+    with pytest.raises(TypeError, match="swiglu: gate must be floating point"):
+        F.swiglu(mt.tensor(np.array([1, 2])), mt.tensor(np.ones(2)))
+
+
 def test_silu_float32_stays_float32_and_rejects_integers():
     assert F.silu(mt.tensor(np.array([1.0, -2.0], dtype=np.float32))).dtype == np.float32
     with pytest.raises(TypeError, match="silu: input must be floating point"):

@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 
 MODULES = ("adam", "attention", "clip", "elementwise", "embedding", "engine", "matmul",
-           "normalization", "softmax")
+           "normalization", "rotary", "softmax")
 
 for _name in MODULES:
     if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
