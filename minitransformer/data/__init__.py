@@ -8,6 +8,8 @@
 
     dataset = data.stdlib_classification()                 # or data.load_csv("labels.csv")
     train_set, test_set = data.train_test_split(dataset, test_fraction=0.2, seed=0)
+
+    hf = data.load_tokenizer_json("path/to/model")         # a Hugging Face tokenizer.json
 """
 
 from .batching import get_batch, train_val_split
@@ -15,11 +17,14 @@ from .classification import (
     STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
 )
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
+from .tokenizer_json import HuggingFaceTokenizer, load_tokenizer_json
 from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
 
 __all__ = [
-    "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts",
-    "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "python_sources",
+    "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "HuggingFaceTokenizer",
+    "LabelledTexts",
+    "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "load_tokenizer_json",
+    "python_sources",
     "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
     "train_test_split", "train_val_split",
 ]
