@@ -129,3 +129,16 @@ def test_unknown_repository_and_bad_names(fake_hub):
         hub.download("../etc")
     assert hub.is_repo_name("HuggingFaceTB/SmolLM2-135M") and hub.is_repo_name("gpt2")
     assert not hub.is_repo_name("a/b/c") and not hub.is_repo_name("/abs/path")
+
+
+def test_load_lm_fetches_a_hub_name_then_works_offline(fake_hub, tmp_path, monkeypatch):
+    from minitransformer.pretrained import load_lm
+    from tests.tiny_pretrained import write_tiny_chat_model
+
+    source = write_tiny_chat_model(tmp_path / "source")
+    fake_hub.files = {path.name: path.read_bytes() for path in source.iterdir()}
+    lm = load_lm(REPO, out=open("/dev/null", "w"))
+    assert lm.directory == hub.snapshot_dir(REPO)
+    assert lm.tokenizer.encode("hi") == [ord("h"), ord("i")] and lm.chat_template is not None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert load_lm(REPO).directory == lm.directory

@@ -112,6 +112,15 @@ class KVCache:
         for layer in self.layers:
             layer.length = 0
 
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` positions and forget the rest (as Hugging Face's
+        ``DynamicCache.crop``): a chat's next prompt that shares only its beginning with what the
+        cache holds goes on from there, and an interrupted step is undone."""
+        if not isinstance(length, int) or length < 0:
+            raise ValueError(f"KVCache.crop: length must be an integer >= 0, got {length!r}")
+        for layer in self.layers:
+            layer.length = min(layer.length, length)
+
     def nbytes(self) -> int:
         """Bytes of keys and values held: 2 n_layer n_kv hs bytes-per-number per position and sequence."""
         return sum(layer.nbytes() for layer in self.layers)
