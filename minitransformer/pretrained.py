@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from . import backend, hf_decoders, hub
 from .autograd import no_grad
-from .data.chat_template import ChatTemplate
+from .chat_template import ChatTemplate
 from .data.tokenizer_json import load_tokenizer_json
 from .data.wordpiece import WordPieceTokenizer
 from .files import read_json, read_text

@@ -1,12 +1,12 @@
-"""data/chat_template.py: the built-in ChatML and Llama 3 formatters write what the models' own
+"""chat_template.py: the built-in ChatML and Llama 3 formatters write what the models' own
 Jinja templates write; jinja2 runs templates in its sandbox; bad messages are named."""
 
 from __future__ import annotations
 
 import pytest
 
-from minitransformer.data import chat_template
-from minitransformer.data.chat_template import ChatTemplate
+from minitransformer import chat_template
+from minitransformer.chat_template import ChatTemplate
 
 pytest.importorskip("jinja2", minversion="3.1.6")
 
