@@ -1,7 +1,7 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, llama, scaling, train, startup, generation, tokenizer, distributed
-(default: all, in that order).
+Suites: ops, step, profile, llama, scaling, train, startup, generation, tokenizer, distributed,
+pretrained (default: all, in that order).
 Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
 and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
 printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import distributed, generation, llama, ops, profile, scaling, startup, step, tokenizer, train
+from .suites import distributed, generation, llama, ops, pretrained, profile, scaling, startup, step, tokenizer, train
 
-SUITES = ("ops", "step", "profile", "llama", "scaling", "train", "startup", "generation", "tokenizer", "distributed")
+SUITES = ("ops", "step", "profile", "llama", "scaling", "train", "startup", "generation", "tokenizer", "distributed", "pretrained")
 
 
 def main(argv=None) -> int:
@@ -88,12 +88,14 @@ def main(argv=None) -> int:
             result = train.run(args.quick)
         elif suite == "startup":
             result = startup.run(args.quick)
+        elif suite == "generation":
+            result = generation.run(args.quick)
         elif suite == "tokenizer":
             result = tokenizer.run(args.quick)
         elif suite == "distributed":
             result = distributed.run(args.quick)
         else:
-            result = generation.run(args.quick)
+            result = pretrained.run(args.quick, torch)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,
                    "seconds": time.perf_counter() - start, "load_average_after": list(os.getloadavg()),
                    **result}

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import backend
 from .nn.generation import SamplingSettings, generate_tokens
+from .pretrained import load_lm
 from .train import load_run
 
 
@@ -17,9 +18,11 @@ MAX_NEW_TOKENS = 100_000
 
 def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings: SamplingSettings | None = None,
                 stop: tuple[str, ...] = (), seed: int | None = None, device: str = "cpu", use_cache: bool = True,
-                out=None) -> Iterator[str]:
+                out=None, pretrained: bool = False) -> Iterator[str]:
     """The prompt, then the sampled text in pieces as it is generated (joined: the whole text).
 
+    ``run_dir``: a run made by ``train``, or with ``pretrained`` a Hugging Face model folder or
+    hub name (``pretrained.load_lm``; its end-of-text tokens end the text).
     A prompt longer than the model's context is cropped to its last block_size tokens (with a
     note on ``out``); characters the tokenizer cannot encode raise a ValueError listing them.
     ``stop``: strings that end the text; the first one to appear is cut off with what follows.
@@ -36,16 +39,22 @@ def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings
     settings = settings or SamplingSettings()
     if device == "cuda":
         backend.require_cupy("generate --device cuda")
-    model, tokenizer, _ = load_run(run_dir, device)
+    if pretrained:
+        lm = load_lm(run_dir, device=device, out=out)
+        model, tokenizer, stop_tokens = lm.model, lm.tokenizer, lm.stop_token_ids
+    else:
+        (model, tokenizer, _), stop_tokens = load_run(run_dir, device), ()
     ids = tokenizer.encode(prompt) or tokenizer.encode("\n")[:1] or [0]
     block_size = model.config.block_size
     if len(ids) > block_size:
         print(f"note: the prompt has {len(ids)} tokens; the model sees only the last {block_size}", file=out)
     context = backend.to_device(np.array([ids], dtype=np.int64), device)
-    steps = generate_tokens(model, context, max_new_tokens, settings, seed=seed, use_cache=use_cache)
+    steps = generate_tokens(model, context, max_new_tokens, settings, stop_tokens, seed=seed, use_cache=use_cache)
     yield prompt
     new_ids, shown = [], 0
     for next_ids in steps:
+        if int(backend.to_numpy(next_ids)[0]) in stop_tokens:
+            break  # end of text: the marker itself is not shown
         new_ids.append(int(backend.to_numpy(next_ids)[0]))
         text = tokenizer.decode(new_ids)
         cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)

@@ -53,7 +53,7 @@ def test_update_results_refuses_quick_numbers():
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
     assert set(results) == {"ops", "step", "profile", "llama", "scaling", "train",
-                            "startup", "generation", "tokenizer", "distributed"}
+                            "startup", "generation", "tokenizer", "distributed", "pretrained"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -250,3 +250,16 @@ def test_tokenizer_times_training_and_three_encoders(quick_results):
         assert rows[name]["median_ms"] > 0 and rows[name]["cpu_ms"] >= 0
     if result["tokenizers"] is not None:  # the library installed: its rows, and its ids are the reader's
         assert rows["train (tokenizers)"]["median_ms"] > 0 and result["same_ids"] is True
+
+
+def test_pretrained_reports_load_memory_and_generation_speed(quick_results):
+    _, results = quick_results
+    result = results["pretrained"]
+    assert [(row["model"], row["stored"]) for row in result["load"]] == [("tiny", "float32"), ("tiny", "bf16")]
+    for row in result["load"]:
+        assert row["load_s"] > 0 and row["peak_rss_delta"] > 0 and row["parameters"] == 119104
+        assert row["peak_over_fp32_weights"] == row["peak_rss_delta"] / (4 * row["parameters"])
+    (generation,) = result["generation"]
+    assert generation["minitransformer_tokens_per_s"] > 0 and generation["new_tokens"] == 8
+    if "transformers_tokens_per_s" in generation:  # the cross-check extra is installed
+        assert generation["same_tokens"] == 8  # the same random checkpoint, greedy: the same tokens

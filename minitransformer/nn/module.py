@@ -7,6 +7,7 @@ Assigning a ``Parameter`` or a ``Module`` to an attribute registers it, so
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Iterator
 
@@ -119,12 +120,15 @@ class Module:
         names, as in PyTorch). The arrays are the live data, not copies."""
         return OrderedDict((name, param.data) for name, param in self._all_named_parameters())
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False) -> None:
         """Copy ``state`` (name -> array-like) into the parameters.
 
         Every problem is collected first (missing, unexpected and mis-shaped keys) and
         reported in one error, so a mismatch is fixed in one go; nothing is changed then.
         With ``strict=False`` missing and unexpected keys are ignored (shapes still must match).
+        ``assign``: the parameters take the arrays themselves, with their dtype and device, and
+        no copy (PyTorch's ``load_state_dict(assign=True)``): how a memory-mapped checkpoint
+        becomes a model without a second copy of its weights in memory.
         """
         own = self.state_dict()
         params = dict(self._all_named_parameters())
@@ -143,9 +147,13 @@ class Module:
             problems.append(f"mis-shaped keys: {misshaped}")
         if problems:
             raise ValueError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        not_arrays = [name for name in own if name in state and not is_array(state[name])]
+        if assign and not_arrays:
+            raise TypeError(f"load_state_dict(assign=True) for {type(self).__name__}: {not_arrays} are not "
+                            "NumPy or CuPy arrays; assign takes arrays as they are")
         for name, param in params.items():
             if name in state:
-                param.data = _to_array(state[name], param.data)
+                param.data = state[name] if assign else _to_array(state[name], param.data)
 
     # --- modes, devices, gradients ------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -243,11 +251,32 @@ class Sequential(ModuleList):
         return x
 
 
+_skip_init = False  # set only inside ``uninitialized_parameters()``
+
+
+@contextlib.contextmanager
+def uninitialized_parameters():
+    """Build modules whose parameters are allocated but not filled, inside this block, for a
+    model whose every weight a checkpoint replaces next (``load_state_dict(..., assign=True)``
+    with strict=True, so none is left unfilled): no random numbers are drawn for them, and
+    memory that is never written is never paged in. PyTorch's ``torch.nn.utils.skip_init`` and
+    transformers' ``no_init_weights`` serve the same purpose."""
+    global _skip_init
+    previous, _skip_init = _skip_init, True
+    try:
+        yield
+    finally:
+        _skip_init = previous
+
+
 def new_parameter(shape, fill=None, std=None, bound=None, dtype=DEFAULT_DTYPE) -> Parameter:
     """A fresh parameter: filled with a constant, normal(0, std), or uniform(-bound, bound),
-    drawn from the framework's seeded generator (on the CPU; move the module with .to())."""
+    drawn from the framework's seeded generator (on the CPU; move the module with .to()).
+    Inside ``uninitialized_parameters()`` it is left unfilled."""
     rng = backend.generator("cpu")
-    if fill is not None:
+    if _skip_init:
+        data = np.empty(shape, dtype=dtype)
+    elif fill is not None:
         data = np.full(shape, fill, dtype=dtype)
     elif std is not None:
         data = rng.standard_normal(shape, dtype=np.float32).astype(dtype) * dtype(std)
