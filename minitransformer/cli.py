@@ -6,6 +6,7 @@
     finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
                trained from random weights
     predict    classify texts with a fine-tuned run
+    finetune-lm  instruction-tune a language model with LoRA adapters (saves only the adapters)
     embed      sentence embeddings from a pretrained encoder (all-MiniLM-L6-v2)
     assignments  release student copies of a course assignment, grade submissions
 
@@ -23,6 +24,7 @@ import dataclasses
 import sys
 import typing
 
+from . import finetune_lm
 from .assignments import command as assignments_command
 from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_parser = commands.add_parser("generate", help="sample text from a trained run",
                                           description="Continue a prompt with text sampled from a trained run; "
                                                       "the text goes to stdout.")
-    generate_parser.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory made by train")
+    generate_parser.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory made by train or finetune-lm")
     generate_parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     generate_parser.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to sample")
     generate_parser.add_argument("--temperature", type=float, default=0.8, metavar="T",
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="'minilm' or a folder of Hugging Face BERT files")
     embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
+    finetune_lm.add_parser(commands)
     assignments_command.add_parser(commands)
     return parser
 
@@ -227,6 +230,8 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "predict":
         for text, (label, probability) in zip(args.texts, predict(args.run, args.texts, args.device, out=sys.stderr)):
             print(f"{label}\t{probability:.3f}\t{text}")
+    elif args.command == "finetune-lm":
+        finetune_lm.run(args)
     elif args.command == "assignments":
         assignments_command.run(args)
 

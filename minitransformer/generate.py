@@ -1,4 +1,5 @@
-"""Sample text from a trained run, streamed piece by piece as the tokens come."""
+"""Sample text from a trained run (or a finetune-lm run: its base model with the adapters),
+streamed piece by piece as the tokens come."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from . import backend
 from .nn.generation import SamplingSettings, generate_tokens
-from .train import load_run
+from .data.instructions import format_prompt
+from .adapters import load_for_generation
 
 
 MAX_NEW_TOKENS = 100_000
@@ -36,7 +38,9 @@ def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings
     settings = settings or SamplingSettings()
     if device == "cuda":
         backend.require_cupy("generate --device cuda")
-    model, tokenizer, _ = load_run(run_dir, device)
+    model, tokenizer, info = load_for_generation(run_dir, device)
+    if info.get("kind") == "lora":  # an instruction-tuned run answers prompts in its template
+        prompt = format_prompt(prompt)
     ids = tokenizer.encode(prompt) or tokenizer.encode("\n")[:1] or [0]
     block_size = model.config.block_size
     if len(ids) > block_size:

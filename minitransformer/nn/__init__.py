@@ -11,7 +11,7 @@ from .layers import (GELU, Dropout, Embedding, LayerNorm, Linear, ReLU, RMSNorm,
                      SwiGLU, Tanh)
 from .llama import Llama, LlamaConfig
 from .lora import (LoRALinear, apply_lora, count_parameters, load_lora_state_dict, lora_layers, lora_state_dict,
-                   merge_and_unload)
+                   merge_and_unload, merged_state_dict)
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .recurrent import RNN, GRUCell, RNNCell
 
@@ -21,5 +21,5 @@ __all__ = [
     "KVCache", "LayerCache", "LayerNorm", "Linear", "Llama", "LlamaConfig", "LoRALinear", "Module", "ModuleDict",
     "ModuleList", "Parameter", "RMSNorm", "RNNCell", "ReLU", "RotaryEmbedding", "SamplingSettings",
     "Sequential", "Sigmoid", "SwiGLU", "Tanh", "apply_lora", "count_parameters", "load_lora_state_dict",
-    "lora_layers", "lora_state_dict", "merge_and_unload",
+    "lora_layers", "lora_state_dict", "merge_and_unload", "merged_state_dict",
 ]

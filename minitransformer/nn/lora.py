@@ -199,3 +199,22 @@ def merge_and_unload(model: Module) -> list[str]:
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, layer.base_layer)
     return list(merged)
+
+
+def merged_state_dict(model: Module) -> dict:
+    """The state dict the model would have without adapters (its original names, such as
+    ``transformer.h.0.attn.c_attn.weight``), each adapted weight W + (alpha / r) B A. The model
+    is left as it is."""
+    layers = lora_layers(model)
+    state = {}
+    for name, value in model.state_dict().items():
+        owner, found, parameter = name.rpartition(".base_layer.")
+        if not found:
+            if not (".lora_A." in name or ".lora_B." in name):
+                state[name] = value
+            continue
+        layer = layers[owner]
+        if parameter == "weight" and not layer.merged:
+            value = value + layer.delta_weight()
+        state[f"{owner}.{parameter}"] = value
+    return state

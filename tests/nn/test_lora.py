@@ -178,6 +178,10 @@ def test_merge_and_unload_restores_the_original_structure():
     for layer in nn.lora_layers(model).values():
         with_random_b(layer)
     expected, _ = model(ids, ids)
+    merged = nn.merged_state_dict(model)
+    assert set(merged) == names
     assert len(nn.merge_and_unload(model)) == 6  # attn.c_attn, attn.c_proj, mlp.c_proj
     assert set(model.state_dict()) == names and not nn.lora_layers(model)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, merged[name], err_msg=name)
     np.testing.assert_allclose(model(ids, ids)[0].numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
