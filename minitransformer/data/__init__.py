@@ -8,6 +8,9 @@
 
     dataset = data.stdlib_classification()                 # or data.load_csv("labels.csv")
     train_set, test_set = data.train_test_split(dataset, test_fraction=0.2, seed=0)
+
+    pairs = data.default_instructions()                    # or data.load_instructions("pairs.jsonl")
+    inputs, targets = data.instruction_batch([data.encode_pair(tokenizer, pairs[0], [0], 128)])
 """
 
 from .batching import get_batch, train_val_split
@@ -15,10 +18,13 @@ from .classification import (
     STDLIB_PACKAGES, LabelledTexts, load_csv, stdlib_classification, train_test_split,
 )
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
+from .instructions import (IGNORE_INDEX, InstructionPair, default_instructions, encode_pair, format_prompt,
+                           instruction_batch, load_instructions)
 from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
 
 __all__ = [
-    "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts",
+    "IGNORE_INDEX", "InstructionPair", "default_instructions", "encode_pair", "format_prompt", "instruction_batch",
+    "load_instructions", "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts",
     "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "python_sources",
     "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
     "train_test_split", "train_val_split",
