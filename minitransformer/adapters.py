@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import checkpoint
-from .data.instructions import END_TEXT
+from .data.instructions import END_TEXT, encode_text
 from .nn import apply_lora, load_lora_state_dict, lora_state_dict
+from .pretrained import load_lm
 from .runs import read_run_info
 from .safetensors import load_file
-from .train import from_run_folder, load_run
+from .train import from_run_folder, load_run, run_relative
 
 ADAPTER_FILE = "adapter_model.safetensors"
 
@@ -44,17 +45,15 @@ def newest_train_run(out_dir: str | Path) -> Path | None:
 
 
 def load_base(from_run: str | None, pretrained: str | None, device: str):
-    """(model, tokenizer, a description) of the starting point, the model frozen in eval mode."""
+    """(model, tokenizer, a description, the end-of-response token ids) of the starting point,
+    the model in eval mode. The end is the model's end-of-sequence token when it has one (a
+    Hugging Face model), else the tokens of ``END_TEXT``."""
     if pretrained:
-        try:
-            from .pretrained import load_lm
-        except ImportError:
-            raise ValueError("finetune-lm: --pretrained needs the Hugging Face language-model loader "
-                             "(pretrained.load_lm), which this version lacks; use --from-run RUN_DIR") from None
-        loaded = load_lm(pretrained)
-        return loaded.model.to(device).eval(), loaded.tokenizer, f"the pretrained model {pretrained}"
+        loaded = load_lm(pretrained, device=device)
+        end = loaded.stop_token_ids[:1] or encode_text(loaded.tokenizer, END_TEXT)
+        return loaded.model.eval(), loaded.tokenizer, f"the pretrained model {pretrained}", end
     model, tokenizer, _ = load_run(from_run, device)
-    return model, tokenizer, f"the {type(model).__name__} of {from_run}"
+    return model, tokenizer, f"the {type(model).__name__} of {from_run}", tokenizer.encode(END_TEXT)
 
 
 def base_fingerprint(from_run: str | None) -> str | None:
@@ -62,12 +61,13 @@ def base_fingerprint(from_run: str | None) -> str | None:
     return checkpoint.read_config(Path(from_run) / "checkpoint", verify=False)["arrays_sha256"] if from_run else None
 
 
-def end_ids(tokenizer, model) -> list[int]:
-    """The end-of-sequence token when the tokenizer has one, else the tokens of ``END_TEXT``."""
-    eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is None:
-        eos = getattr(getattr(model, "config", None), "eos_token_id", None)
-    return [int(eos)] if isinstance(eos, int) else tokenizer.encode(END_TEXT)
+def stored_base(from_run: str | None, pretrained: str | None, run_dir: Path) -> dict:
+    """The starting point as a run's config.json records it: folders relative to the run folder,
+    so the runs can move together; a hub name as it is."""
+    is_folder = bool(pretrained) and Path(pretrained).is_dir()
+    return {"from_run": run_relative(from_run, run_dir),
+            "pretrained": run_relative(pretrained, run_dir) if is_folder else pretrained,
+            "pretrained_is_folder": is_folder, "weights_sha256": base_fingerprint(from_run)}
 
 
 def load_adapted(run_dir: str | Path, device: str = "cpu"):
@@ -76,10 +76,11 @@ def load_adapted(run_dir: str | Path, device: str = "cpu"):
     info = read_run_info(run_dir, kind="lora")
     base = info.get("base") or {}
     from_run = from_run_folder(base.get("from_run"), run_dir)
+    pretrained = from_run_folder(base["pretrained"], run_dir) if base.get("pretrained_is_folder") else base.get("pretrained")
     if from_run and base_fingerprint(from_run) != base.get("weights_sha256"):
         raise ValueError(f"{run_dir}: the base run {from_run} has other weights than the ones its adapters were "
                          "trained on")
-    model, tokenizer, _ = load_base(from_run, base.get("pretrained"), device)
+    model, tokenizer, _, _ = load_base(from_run, pretrained, device)
     config = info["config"]
     apply_lora(model, tuple(info["adapted_layers"]), config["lora_rank"], config["lora_alpha"], config["lora_dropout"])
     load_lora_state_dict(model, load_file(run_dir / ADAPTER_FILE))

@@ -2,7 +2,8 @@
 
     train      train a character-level (or BPE) GPT or Llama-style model; default: the standard
                library's docstrings
-    generate   sample text from a trained run, streamed as it comes
+    generate   sample text from a trained run or a pretrained model, streamed as it comes
+    chat       chat with a pretrained model (Hugging Face folder or hub name)
     finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
                trained from random weights
     predict    classify texts with a fine-tuned run
@@ -25,6 +26,7 @@ import sys
 import typing
 
 from . import finetune_lm
+from . import chat_command
 from .assignments import command as assignments_command
 from .files import read_json
 from .finetune import FinetuneConfig, finetune, predict
@@ -133,10 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "--min-lr after the run's own decay, unless --lr-decay-iters is given)")
     add_config_flags(train_parser, TrainConfig)
 
-    generate_parser = commands.add_parser("generate", help="sample text from a trained run",
-                                          description="Continue a prompt with text sampled from a trained run; "
-                                                      "the text goes to stdout.")
-    generate_parser.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory made by train or finetune-lm")
+    generate_parser = commands.add_parser("generate", help="sample text from a trained run or a pretrained model",
+                                          description="Continue a prompt with text sampled from a trained run "
+                                                      "or a pretrained model; the text goes to stdout.")
+    model_source = generate_parser.add_mutually_exclusive_group(required=True)
+    model_source.add_argument("--run", metavar="RUN_DIR", help="run directory made by train or finetune-lm")
+    model_source.add_argument("--pretrained", metavar="NAME_OR_DIR",
+                              help="a folder of Hugging Face model files (GPT-2, Llama, Qwen, Mistral, SmolLM2) "
+                                   "or a hub name such as gpt2, downloaded once into the cache")
     generate_parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     generate_parser.add_argument("--max-new-tokens", type=int, default=300, metavar="N", help="tokens to sample")
     generate_parser.add_argument("--temperature", type=float, default=0.8, metavar="T",
@@ -185,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     finetune_lm.add_parser(commands)
     assignments_command.add_parser(commands)
+    chat_command.add_parser(commands)
     return parser
 
 
@@ -217,8 +224,9 @@ def run_command(args: argparse.Namespace) -> None:
                   results=sys.stdout)
     elif args.command == "generate":
         settings = SamplingSettings(args.temperature, args.top_k, args.top_p, args.min_p, args.repetition_penalty)
-        for piece in stream_text(args.run, args.prompt, args.max_new_tokens, settings, tuple(args.stop),
-                                 args.seed, args.device, args.use_cache, out=sys.stderr):
+        for piece in stream_text(args.run or args.pretrained, args.prompt, args.max_new_tokens, settings,
+                                 tuple(args.stop), args.seed, args.device, args.use_cache, out=sys.stderr,
+                                 pretrained=args.pretrained is not None):
             sys.stdout.write(piece)
             sys.stdout.flush()  # each piece as soon as it is sampled
         print()
@@ -234,6 +242,8 @@ def run_command(args: argparse.Namespace) -> None:
         finetune_lm.run(args)
     elif args.command == "assignments":
         assignments_command.run(args)
+    elif args.command == "chat":
+        chat_command.run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ from . import backend, checkpoint
 from . import functional as F
 from .atomic import atomic_write_text
 from .autograd import no_grad
-from .adapters import ADAPTER_FILE, AdapterWeights, base_fingerprint, end_ids, load_base, newest_train_run
+from .adapters import ADAPTER_FILE, AdapterWeights, load_base, newest_train_run, stored_base
 from .data.instructions import (END_TEXT, IGNORE_INDEX, default_instructions, encode_pair, format_prompt,
                                 instruction_batch, load_instructions)
 from .nn import SamplingSettings, apply_lora, count_parameters, lora_state_dict, merged_state_dict
@@ -213,12 +213,11 @@ def _prepare(config: FinetuneLMConfig, out) -> _Prepared:
     if len(pairs) <= config.held_out:
         raise ValueError(f"finetune-lm: {len(pairs)} pairs are too few to hold out {config.held_out} "
                          "(--held-out) and train on the rest")
-    model, tokenizer, description = load_base(config.from_run, config.pretrained, config.device)
+    model, tokenizer, description, ends = load_base(config.from_run, config.pretrained, config.device)
     targets = config.targets() or DEFAULT_TARGETS.get(type(model).__name__, ())
     max_length = min(config.max_length or math.inf, model.config.block_size + 1)
     order = np.random.default_rng(config.seed).permutation(len(pairs))
     held_out_pairs = [pairs[i] for i in order[:config.held_out]]
-    ends = end_ids(tokenizer, model)
     train = encode_pairs([pairs[i] for i in order[config.held_out:]], tokenizer, ends, max_length, out)
     held_out = encode_pairs(held_out_pairs, tokenizer, ends, max_length, out)
     if not train or not held_out:
@@ -247,9 +246,8 @@ def _run(folder: RunDirectory, config: FinetuneLMConfig, prepared: _Prepared, re
         before = _compare(model, prepared, config)  # the adapters start at zero: this is the base model
         step = 0
         folder.write_info({"kind": "lora", "config": _stored_config(config, run_dir),
-                           "base": {"from_run": run_relative(config.from_run, run_dir), "pretrained": config.pretrained,
-                                    "weights_sha256": base_fingerprint(config.from_run)},
-                           "model": model.config.to_dict(), "adapted_layers": prepared.adapted,
+                           "base": stored_base(config.from_run, config.pretrained, run_dir),
+                           "model": model.config.to_dict(), "adapted_layers": prepared.adapted, "end_ids": prepared.ends,
                            "data_sha256": prepared.data_sha256})
     log = folder.open_log(keep_through=step)
     trainable, total = count_parameters(model)
@@ -339,6 +337,8 @@ def _stored_config(config: FinetuneLMConfig, run_dir: Path) -> dict:
     stored = dataclasses.asdict(config)
     for name in ("data", "from_run"):
         stored[name] = run_relative(stored[name], run_dir)
+    if config.pretrained and Path(config.pretrained).is_dir():  # a folder, not a hub name
+        stored["pretrained"] = run_relative(config.pretrained, run_dir)
     return stored
 
 
@@ -354,6 +354,8 @@ def _resumed_config(run_dir: Path, overrides: dict) -> tuple[FinetuneLMConfig, d
                                          where=f"finetune-lm --resume: {run_dir / 'config.json'}", complete=True))
     for name in ("data", "from_run"):
         saved[name] = from_run_folder(saved[name], run_dir)
+    if (info.get("base") or {}).get("pretrained_is_folder"):
+        saved["pretrained"] = from_run_folder(saved["pretrained"], run_dir)
     return FinetuneLMConfig(**{**saved, **overrides}), info
 
 

@@ -9,9 +9,10 @@ from typing import Iterator
 import numpy as np
 
 from . import backend
-from .nn.generation import SamplingSettings, generate_tokens
-from .data.instructions import format_prompt
 from .adapters import load_for_generation
+from .data.instructions import format_prompt
+from .nn.generation import SamplingSettings, generate_tokens
+from .pretrained import load_lm
 
 
 MAX_NEW_TOKENS = 100_000
@@ -19,9 +20,12 @@ MAX_NEW_TOKENS = 100_000
 
 def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings: SamplingSettings | None = None,
                 stop: tuple[str, ...] = (), seed: int | None = None, device: str = "cpu", use_cache: bool = True,
-                out=None) -> Iterator[str]:
+                out=None, pretrained: bool = False) -> Iterator[str]:
     """The prompt, then the sampled text in pieces as it is generated (joined: the whole text).
 
+    ``run_dir``: a run made by ``train`` or ``finetune-lm`` (whose prompt is put in its
+    template), or with ``pretrained`` a Hugging Face model folder or
+    hub name (``pretrained.load_lm``; its end-of-text tokens end the text).
     A prompt longer than the model's context is cropped to its last block_size tokens (with a
     note on ``out``); characters the tokenizer cannot encode raise a ValueError listing them.
     ``stop``: strings that end the text; the first one to appear is cut off with what follows.
@@ -38,18 +42,26 @@ def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings
     settings = settings or SamplingSettings()
     if device == "cuda":
         backend.require_cupy("generate --device cuda")
-    model, tokenizer, info = load_for_generation(run_dir, device)
-    if info.get("kind") == "lora":  # an instruction-tuned run answers prompts in its template
-        prompt = format_prompt(prompt)
+    if pretrained:
+        lm = load_lm(run_dir, device=device, out=out)
+        model, tokenizer, stop_tokens = lm.model, lm.tokenizer, lm.stop_token_ids
+    else:
+        (model, tokenizer, info), stop_tokens = load_for_generation(run_dir, device), ()
+        if info.get("kind") == "lora":  # an instruction-tuned run answers prompts in its template
+            prompt = format_prompt(prompt)
+            end = info.get("end_ids") or []
+            stop_tokens = tuple(end) if len(end) == 1 else ()  # an end-of-sequence token ends the answer
     ids = tokenizer.encode(prompt) or tokenizer.encode("\n")[:1] or [0]
     block_size = model.config.block_size
     if len(ids) > block_size:
         print(f"note: the prompt has {len(ids)} tokens; the model sees only the last {block_size}", file=out)
     context = backend.to_device(np.array([ids], dtype=np.int64), device)
-    steps = generate_tokens(model, context, max_new_tokens, settings, seed=seed, use_cache=use_cache)
+    steps = generate_tokens(model, context, max_new_tokens, settings, stop_tokens, seed=seed, use_cache=use_cache)
     yield prompt
     new_ids, shown = [], 0
     for next_ids in steps:
+        if int(backend.to_numpy(next_ids)[0]) in stop_tokens:
+            break  # end of text: the marker itself is not shown
         new_ids.append(int(backend.to_numpy(next_ids)[0]))
         text = tokenizer.decode(new_ids)
         cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)

@@ -1,4 +1,10 @@
-"""Pretrained sentence encoders: a BERT model and its WordPiece tokenizer, loaded together.
+"""Pretrained models from Hugging Face folders: sentence encoders (a BERT model and its WordPiece
+tokenizer) and decoder language models (``load_lm``: GPT-2, Llama 2/3, Qwen2/3, Mistral, SmolLM2,
+with their tokenizer.json and chat template).
+
+    lm = load_lm("HuggingFaceTB/SmolLM2-135M")           # a hub name (downloaded once) or a folder
+    ids = lm.tokenizer.encode("The capital of France is")
+    logits, _ = lm.model(np.array([ids]))                # (1, 1, V): the next token's logits
 
 The weights come from a folder in the Hugging Face layout: ``config.json`` (the architecture),
 ``model.safetensors`` (the weights), ``vocab.txt`` (the tokenizer's vocabulary) and, for
@@ -21,9 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from dataclasses import dataclass, field
+
+from . import backend, hf_decoders, hub
 from .autograd import no_grad
+from .data.chat_template import ChatTemplate
+from .data.tokenizer_json import load_tokenizer_json
 from .data.wordpiece import WordPieceTokenizer
+from .files import read_json, read_text
+from .nn import GPT, GPTConfig, Llama, LlamaConfig
 from .nn.bert import BertConfig, BertForSequenceClassification, BertModel
 from .safetensors import load_file
 
@@ -168,3 +180,99 @@ def load_pretrained(name_or_dir: str | os.PathLike = "minilm") -> SentenceEncode
     """A ``SentenceEncoder`` from a folder of model files or a known name ("minilm")."""
     directory = resolve_model_dir(name_or_dir)
     return SentenceEncoder(load_bert(directory), load_tokenizer(directory), directory)
+
+
+# --- decoder language models ---------------------------------------------------------------------
+
+@dataclass
+class PretrainedLM:
+    """A pretrained decoder and what goes with it: ``model(idx)`` returns ``(logits, loss)``,
+    ``tokenizer.encode(text) -> list[int]`` and ``decode(ids) -> str``, ``config`` the model's."""
+
+    model: GPT | Llama
+    tokenizer: object  # data.tokenizer_json's tokenizer
+    config: GPTConfig | LlamaConfig
+    directory: Path
+    hf_config: dict = field(repr=False)
+    chat_template: ChatTemplate | None = None
+    stop_token_ids: list[int] = field(default_factory=list)  # generation ends at any of them
+
+    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        """A conversation's token ids through the model's chat template."""
+        if self.chat_template is None:
+            raise ValueError(f"pretrained {self.directory}: the model has no chat template "
+                             "(tokenizer_config.json's chat_template or chat_template.jinja); it is not a chat model")
+        text = self.chat_template.render(messages, add_generation_prompt)
+        return self.tokenizer.encode(text, add_special_tokens=False)  # the template wrote BOS where wanted
+
+
+def resolve_lm_dir(name_or_dir: str | os.PathLike, revision: str = "main", out=None) -> Path:
+    """A local folder as it is (no network), else a hub name downloaded into the cache."""
+    directory = Path(name_or_dir)
+    if directory.is_dir():
+        return directory
+    if not hub.is_repo_name(str(name_or_dir)):
+        raise FileNotFoundError(f"pretrained {str(name_or_dir)!r}: no such folder, and not a hub name like "
+                                "'gpt2' or 'owner/name'")
+    return hub.download(str(name_or_dir), revision, out)
+
+
+def _token_text(value) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string or {"content": ...}."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def read_tokenizer_config(directory: Path) -> tuple[dict[str, str], ChatTemplate | None]:
+    """(special tokens by role, e.g. {"bos_token": "<s>"}; the chat template or None)."""
+    path = directory / "tokenizer_config.json"
+    config = read_json(path, "pretrained", max_bytes=16 << 20) if path.is_file() else {}
+    if not isinstance(config, dict):
+        raise ValueError(f"pretrained: {path} must hold a JSON object")
+    special = {name: _token_text(config.get(name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    special = {name: text for name, text in special.items() if text is not None}
+    source = config.get("chat_template")
+    if isinstance(source, list):  # several named templates: the default one
+        source = next((t.get("template") for t in source if isinstance(t, dict) and t.get("name") == "default"), None)
+    jinja_file = directory / "chat_template.jinja"  # where transformers 5 saves it
+    if jinja_file.is_file():
+        source = read_text(jinja_file, "pretrained", max_bytes=1 << 20)
+    return special, ChatTemplate(source, special) if isinstance(source, str) and source.strip() else None
+
+
+def _stop_token_ids(directory: Path, hf_config: dict, tokenizer, special: dict, template) -> list[int]:
+    """eos_token_id of config.json and generation_config.json, the tokenizer's eos token and the
+    template's end-of-turn markers, as ids."""
+    ids = []
+    generation = directory / "generation_config.json"
+    for source in (hf_config, read_json(generation, "pretrained", max_bytes=1 << 20) if generation.is_file() else {}):
+        value = source.get("eos_token_id") if isinstance(source, dict) else None
+        ids += value if isinstance(value, list) else [value]
+    markers = ([special["eos_token"]] if "eos_token" in special else []) + (
+        template.end_of_turn_markers() if template else [])
+    ids += [tokenizer.token_to_id(marker) for marker in markers]
+    return [int(i) for i in dict.fromkeys(ids) if isinstance(i, int) and not isinstance(i, bool)]
+
+
+def load_lm(name_or_dir: str | os.PathLike, dtype=np.float32, device: str = "cpu", block_size: int | None = None,
+            revision: str = "main", out=None) -> PretrainedLM:
+    """A pretrained decoder from a Hugging Face folder or hub name, in eval mode.
+
+    ``dtype``: float32 (bf16 and fp16 weights are widened, exactly) or float16. The weights are
+    memory-mapped from the safetensors files, so a float32 checkpoint is never copied.
+    ``block_size``: a shorter context than the checkpoint's (its KV cache grows as it is used
+    either way). ``revision``: a hub branch, tag or commit. ``out``: download progress (stderr).
+    """
+    directory = resolve_lm_dir(name_or_dir, revision, out)
+    model = hf_decoders.load_model(directory, dtype, block_size)
+    tokenizer_path = directory / "tokenizer.json"
+    if not tokenizer_path.is_file():
+        raise FileNotFoundError(f"pretrained model folder {directory}: no tokenizer.json")
+    tokenizer = load_tokenizer_json(tokenizer_path)
+    special, template = read_tokenizer_config(directory)
+    hf_config = hf_decoders.read_config(directory)
+    if device != "cpu":
+        model.to(device)
+    return PretrainedLM(model, tokenizer, model.config, directory, hf_config, template,
+                        _stop_token_ids(directory, hf_config, tokenizer, special, template))

@@ -144,6 +144,38 @@ def load_file(path: str | os.PathLike, mmap: bool = True) -> dict[str, np.ndarra
     return tensors
 
 
+def load_as(path: str | os.PathLike, dtype) -> dict[str, np.ndarray]:
+    """Every floating-point tensor of a file as ``dtype`` (float32 or float16): a model's weights.
+
+    A tensor already stored in ``dtype`` is a copy-on-write view of a memory map of the file:
+    no bytes are read until it is used, and writing to it changes memory, never the file. The
+    others (BF16 or F16 weights for float32, say) are read from the file one at a time and
+    converted, so loading never holds a second copy of the model: the peak is the converted
+    weights plus one tensor as stored. Integer and bool tensors are refused (a model's weights
+    are floats).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float16):
+        raise ValueError(f"safetensors: load_as converts to float32 or float16, got {dtype}")
+    header, _, data_start = read_header(path)
+    with open(path, "rb") as f:
+        buffer = np.frombuffer(mmap_module.mmap(f.fileno(), 0, access=mmap_module.ACCESS_COPY), dtype=np.uint8)
+        tensors = {}
+        for name, entry in header.items():
+            stored, shape = entry["dtype"], entry["shape"]
+            if stored not in ("F64", "F32", "F16", "BF16"):
+                raise ValueError(f"safetensors {path}: tensor {name!r} has dtype {stored}; expected "
+                                 "floating-point weights (F64, F32, F16 or BF16)")
+            begin, end = entry["data_offsets"]
+            if DTYPES[stored] == dtype:
+                tensors[name] = buffer[data_start + begin: data_start + end].view(dtype).reshape(shape)
+                continue
+            f.seek(data_start + begin)
+            raw = np.fromfile(f, dtype=DTYPES[stored], count=math.prod(shape)).reshape(shape)
+            tensors[name] = (_bf16_to_float32(raw) if stored == "BF16" else raw).astype(dtype, copy=False)
+    return tensors
+
+
 def load_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The file's ``__metadata__`` (an empty dict when it has none)."""
     return read_header(path)[1]

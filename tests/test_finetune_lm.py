@@ -185,3 +185,21 @@ def test_resume_ends_with_the_adapters_of_an_uninterrupted_run(tmp_path, base_ru
 
 def test_without_a_starting_point_it_says_how_to_get_one(tmp_path):
     assert_one_line_error(cli("finetune-lm", "--out-dir", tmp_path), "no model to adapt", "train")
+
+
+def test_a_hugging_face_model_gets_q_and_v_adapters_and_its_end_token(tmp_path, pairs_file):
+    from tests.tiny_pretrained import write_tiny_chat_model
+
+    folder = write_tiny_chat_model(tmp_path / "tiny-llama")
+    result = cli("finetune-lm", "--pretrained", folder, "--data", pairs_file, "--out-dir", tmp_path / "runs",
+                 "--name", "hf", "--epochs", "1", "--batch-size", "4", "--held-out", "2", "--sample-tokens", "4")
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "hf"
+    info = json.loads((run_dir / "config.json").read_text())
+    assert info["adapted_layers"] == [f"model.layers.{i}.self_attn.{m}_proj" for i in (0, 1) for m in "qv"]
+    assert info["end_ids"] == [258]  # config.json's eos_token_id ends each response, not "\n\n"
+    adapted, tokenizer, _ = load_adapted(run_dir)
+    ids = tokenizer.encode(format_prompt("what is a cat?"))
+    assert len(nn.lora_layers(adapted)) == 4 and 258 not in ids[:-1]
+    text = generate_text(run_dir, "what is a cat?", max_new_tokens=3, temperature=0, out=QUIET)
+    assert text.startswith(format_prompt("what is a cat?"))

@@ -11,6 +11,7 @@
 
     pairs = data.default_instructions()                    # or data.load_instructions("pairs.jsonl")
     inputs, targets = data.instruction_batch([data.encode_pair(tokenizer, pairs[0], [0], 128)])
+    hf = data.load_tokenizer_json("path/to/model")         # a Hugging Face tokenizer.json
 """
 
 from .batching import get_batch, train_val_split
@@ -20,12 +21,14 @@ from .classification import (
 from .corpus import cache_dir, load_text, python_sources, source_docstrings, stdlib_dir, stdlib_docstrings
 from .instructions import (IGNORE_INDEX, InstructionPair, default_instructions, encode_pair, format_prompt,
                            instruction_batch, load_instructions)
+from .tokenizer_json import HuggingFaceTokenizer, load_tokenizer_json
 from .tokenizers import TOKENIZERS, ByteBPETokenizer, CharTokenizer, load_tokenizer
 
 __all__ = [
-    "IGNORE_INDEX", "InstructionPair", "default_instructions", "encode_pair", "format_prompt", "instruction_batch",
-    "load_instructions", "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer", "LabelledTexts",
-    "cache_dir", "get_batch", "load_csv", "load_text", "load_tokenizer", "python_sources",
+    "IGNORE_INDEX", "InstructionPair", "STDLIB_PACKAGES", "TOKENIZERS", "ByteBPETokenizer", "CharTokenizer",
+    "HuggingFaceTokenizer", "LabelledTexts", "cache_dir", "default_instructions", "encode_pair", "format_prompt",
+    "get_batch", "instruction_batch", "load_csv", "load_instructions", "load_text", "load_tokenizer",
+    "load_tokenizer_json", "python_sources",
     "source_docstrings", "stdlib_classification", "stdlib_dir", "stdlib_docstrings",
     "train_test_split", "train_val_split",
 ]

@@ -24,6 +24,7 @@ could reliably recall.
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,12 +84,23 @@ def default_instructions() -> list[InstructionPair]:
     return parse_instructions(resource.read_text(encoding="utf-8"), f"the embedded {DEFAULT_FILE}")
 
 
+def encode_text(tokenizer, text: str) -> list[int]:
+    """The ids of ``text`` alone: without the begin/end-of-sequence tokens a Hugging Face
+    tokenizer adds around a whole input (``add_special_tokens=False``), which must not appear
+    between a prompt and its response."""
+    if "add_special_tokens" in inspect.signature(tokenizer.encode).parameters:
+        return tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.encode(text)
+
+
 def encode_pair(tokenizer, pair: InstructionPair, end_ids: list[int],
                 max_length: int) -> tuple[list[int], int] | None:
     """(token ids of prompt + response + end, how many of them are the prompt), cut to
-    ``max_length`` tokens from the right; None when no response token would be left."""
+    ``max_length`` tokens from the right; None when no response token would be left. The
+    prompt is encoded as a whole input (a Hugging Face tokenizer may put its BOS token first),
+    the response as a continuation."""
     prompt_ids = tokenizer.encode(format_prompt(pair.prompt))
-    ids = (prompt_ids + tokenizer.encode(pair.response) + list(end_ids))[:max_length]
+    ids = (prompt_ids + encode_text(tokenizer, pair.response) + list(end_ids))[:max_length]
     if len(ids) <= len(prompt_ids):
         return None
     return ids, len(prompt_ids)

@@ -37,9 +37,10 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
 
 
 class LayerCache:
-    """One layer's keys and values so far, (B, n_kv, T, hs) each, in buffers of ``max_length``
-    positions allocated on the first ``append`` (so they take the batch, heads, head size, dtype
-    and device of what is stored)."""
+    """One layer's keys and values so far, (B, n_kv, T, hs) each, in buffers allocated on the
+    first ``append`` (so they take the batch, heads, head size, dtype and device of what is
+    stored) and doubled when full, up to ``max_length`` positions: a model whose context is 32k
+    tokens pays for the positions it uses, not for 32k."""
 
     def __init__(self, max_length: int):
         self.max_length = max_length
@@ -59,23 +60,29 @@ class LayerCache:
                 f"KVCache: holds {self.length} positions and got {t_new} more; at most "
                 f"{self.max_length} fit (the model's block_size): reset() it and start again"
             )
-        if self.keys is None:
-            xp = array_module(k.data)
-            shape = k.shape[:-2] + (self.max_length, k.shape[-1])  # (B, n_kv, max_length, hs)
-            self.keys, self.values = xp.empty(shape, k.dtype), xp.empty(shape, v.dtype)
-        elif k.shape[:-2] != self.keys.shape[:-2] or k.shape[-1] != self.keys.shape[-1]:
+        if self.keys is not None and (k.shape[:-2] != self.keys.shape[:-2] or k.shape[-1] != self.keys.shape[-1]):
             raise ValueError(
                 f"KVCache: got keys {describe(k)} for a cache of {self.keys.shape[:-2]} heads of "
                 f"size {self.keys.shape[-1]}; a cache serves one batch of one model"
             )
         end = self.length + t_new
+        capacity = 0 if self.keys is None else self.keys.shape[-2]
+        if end > capacity:  # grow: at least double, so appending T tokens one by one copies O(T) in all
+            capacity = min(self.max_length, max(end, 2 * capacity, 64))
+            xp = array_module(k.data)
+            shape = k.shape[:-2] + (capacity, k.shape[-1])  # (B, n_kv, capacity, hs)
+            keys, values = xp.empty(shape, k.dtype), xp.empty(shape, v.dtype)
+            if self.length:
+                keys[..., :self.length, :] = self.keys[..., :self.length, :]
+                values[..., :self.length, :] = self.values[..., :self.length, :]
+            self.keys, self.values = keys, values
         self.keys[..., self.length:end, :] = k.data
         self.values[..., self.length:end, :] = v.data
         self.length = end
         return Tensor(self.keys[..., :end, :]), Tensor(self.values[..., :end, :])
 
     def nbytes(self) -> int:
-        """Bytes held by the filled positions (the buffers hold max_length)."""
+        """Bytes held by the filled positions (the buffers may hold room for more)."""
         if self.keys is None:
             return 0
         per_position = self.keys[..., :1, :].nbytes + self.values[..., :1, :].nbytes
@@ -104,6 +111,15 @@ class KVCache:
         """Forget every position (the buffers are kept for the next fill)."""
         for layer in self.layers:
             layer.length = 0
+
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` positions and forget the rest (as Hugging Face's
+        ``DynamicCache.crop``): a chat's next prompt that shares only its beginning with what the
+        cache holds goes on from there, and an interrupted step is undone."""
+        if not isinstance(length, int) or length < 0:
+            raise ValueError(f"KVCache.crop: length must be an integer >= 0, got {length!r}")
+        for layer in self.layers:
+            layer.length = min(layer.length, length)
 
     def nbytes(self) -> int:
         """Bytes of keys and values held: 2 n_layer n_kv hs bytes-per-number per position and sequence."""

@@ -30,6 +30,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True  # biases in Linear and LayerNorm layers
     mlp: str = "paper"  # "paper": GELU FFN; "document": F16 as the source document writes it
+    gelu_approximate: str = "none"  # "tanh": the tanh approximation GPT-2 was trained with ("gelu_new")
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -44,6 +45,8 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
         if self.mlp not in ("paper", "document"):
             raise ValueError(f"GPTConfig: mlp must be 'paper' or 'document', got {self.mlp!r}")
+        if self.gelu_approximate not in ("none", "tanh"):
+            raise ValueError(f"GPTConfig: gelu_approximate must be 'none' or 'tanh', got {self.gelu_approximate!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +111,7 @@ class MLP(Module):
     def __init__(self, config: GPTConfig, variant: str | None = None):
         super().__init__()
         self.variant = variant or config.mlp
+        self.gelu_approximate = config.gelu_approximate
         self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = Dropout(config.dropout)
@@ -118,7 +122,7 @@ class MLP(Module):
             out = F.relu(F.linear(hidden, self.c_proj.weight))
             out = out + self.c_proj.bias if self.c_proj.bias is not None else out
         else:
-            out = self.c_proj(F.gelu(self.c_fc(x)))
+            out = self.c_proj(F.gelu(self.c_fc(x), self.gelu_approximate))
         return self.dropout(out)
 
 
@@ -207,12 +211,12 @@ class GPT(GenerationMixin, Module):
         logits = self.lm_head(x)  # (B, T, V)
         return logits, F.cross_entropy(logits, targets, ignore_index=-1)
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False) -> None:
         """As Module.load_state_dict; nanoGPT's causal-mask buffers (``attn.bias``, present
         in checkpoints from PyTorch without flash attention) are not weights and are skipped."""
         weights = {name: value for name, value in state.items()
                    if not name.endswith((".attn.bias", ".attn.masked_bias"))}
-        super().load_state_dict(weights, strict)
+        super().load_state_dict(weights, strict, assign)
 
     def crop_block_size(self, block_size: int) -> None:
         """Shrink the context length (e.g. to fine-tune a pretrained model on shorter text)."""

@@ -190,9 +190,9 @@ class Llama(GenerationMixin, Module):
     forward = GPT.forward
     configure_optimizers = GPT.configure_optimizers
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False) -> None:
         """As Module.load_state_dict. A tied checkpoint may leave out lm_head.weight (Hugging
         Face's safetensors files do): it is the embedding matrix then."""
         if self.config.tie_word_embeddings and "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
             state = {**state, "lm_head.weight": state["model.embed_tokens.weight"]}
-        super().load_state_dict(state, strict)
+        super().load_state_dict(state, strict, assign)

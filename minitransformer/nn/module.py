@@ -119,12 +119,15 @@ class Module:
         names, as in PyTorch). The arrays are the live data, not copies."""
         return OrderedDict((name, param.data) for name, param in self._all_named_parameters())
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False) -> None:
         """Copy ``state`` (name -> array-like) into the parameters.
 
         Every problem is collected first (missing, unexpected and mis-shaped keys) and
         reported in one error, so a mismatch is fixed in one go; nothing is changed then.
         With ``strict=False`` missing and unexpected keys are ignored (shapes still must match).
+        ``assign``: the parameters take the arrays themselves, with their dtype and device, and
+        no copy (PyTorch's ``load_state_dict(assign=True)``): how a memory-mapped checkpoint
+        becomes a model without a second copy of its weights in memory.
         """
         own = self.state_dict()
         params = dict(self._all_named_parameters())
@@ -143,9 +146,13 @@ class Module:
             problems.append(f"mis-shaped keys: {misshaped}")
         if problems:
             raise ValueError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        not_arrays = [name for name in own if name in state and not is_array(state[name])]
+        if assign and not_arrays:
+            raise TypeError(f"load_state_dict(assign=True) for {type(self).__name__}: {not_arrays} are not "
+                            "NumPy or CuPy arrays; assign takes arrays as they are")
         for name, param in params.items():
             if name in state:
-                param.data = _to_array(state[name], param.data)
+                param.data = state[name] if assign else _to_array(state[name], param.data)
 
     # --- modes, devices, gradients ------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
