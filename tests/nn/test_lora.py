@@ -185,3 +185,23 @@ def test_merge_and_unload_restores_the_original_structure():
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, merged[name], err_msg=name)
     np.testing.assert_allclose(model(ids, ids)[0].numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_adapters_live_and_train_where_the_base_lives(xp):
+    device = "cpu" if xp is np else "cuda"
+    ids = random_ids()
+    reference, model = tiny_gpt(), tiny_gpt().to(device)
+    for each in (reference, model):
+        mt.manual_seed(5)
+        nn.apply_lora(each, ("c_attn",), rank=2)
+        for layer in nn.lora_layers(each).values():
+            with_random_b(layer)
+    model.to(device)  # with_random_b put B on the host
+    assert all(mt.backend.device_of(p.data) == device for p in model.parameters())
+    expected, _ = reference(ids, ids)
+    logits, loss = model(xp.asarray(ids), xp.asarray(ids))
+    np.testing.assert_allclose(logits.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+    loss.backward()
+    assert all((p.grad is not None) == p.requires_grad for p in model.parameters())
+    merged = nn.merged_state_dict(model)
+    assert all(mt.backend.device_of(value) == device for value in merged.values())
