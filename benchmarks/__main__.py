@@ -1,6 +1,6 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, scaling, train, startup, generation (default: all, in that order).
+Suites: ops, step, profile, scaling, train, startup, generation, lora (default: all, in that order).
 Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
 and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
 printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import generation, ops, profile, scaling, startup, step, train
+from .suites import generation, lora, ops, profile, scaling, startup, step, train
 
-SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation")
+SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation", "lora")
 
 
 def main(argv=None) -> int:
@@ -85,8 +85,10 @@ def main(argv=None) -> int:
             result = train.run(args.quick)
         elif suite == "startup":
             result = startup.run(args.quick)
-        else:
+        elif suite == "generation":
             result = generation.run(args.quick)
+        else:
+            result = lora.run(args.quick)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,
                    "seconds": time.perf_counter() - start, "load_average_after": list(os.getloadavg()),
                    **result}
