@@ -1,6 +1,6 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
-Suites: ops, step, profile, scaling, train, startup, generation, lora (default: all, in that order).
+Suites: ops, step, profile, scaling, train, startup, generation, pretrained, lora (default: all, in that order).
 Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
 and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
 printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import generation, lora, ops, profile, scaling, startup, step, train
+from .suites import generation, lora, ops, pretrained, profile, scaling, startup, step, train
 
-SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation", "lora")
+SUITES = ("ops", "step", "profile", "scaling", "train", "startup", "generation", "pretrained", "lora")
 
 
 def main(argv=None) -> int:
@@ -87,6 +87,8 @@ def main(argv=None) -> int:
             result = startup.run(args.quick)
         elif suite == "generation":
             result = generation.run(args.quick)
+        elif suite == "pretrained":
+            result = pretrained.run(args.quick, torch)
         else:
             result = lora.run(args.quick)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,

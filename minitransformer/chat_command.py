@@ -61,6 +61,8 @@ def chat_loop(session: ChatSession, lines, out, err, interactive: bool = False) 
                 out.flush()
         except KeyboardInterrupt:
             print(" [stopped]", file=err, flush=True)
+        except ValueError as error:  # e.g. the conversation outgrew the context: /reset goes on
+            print(f"\nchat: {error}", file=err, flush=True)
         out.write("\n")
         out.flush()
 

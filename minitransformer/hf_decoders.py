@@ -28,6 +28,7 @@ import numpy as np
 
 from .files import read_json
 from .nn import GPT, GPTConfig, Llama, LlamaConfig
+from .nn.module import uninitialized_parameters
 from .safetensors import load_as
 
 SUPPORTED_MODEL_TYPES = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
@@ -225,7 +226,8 @@ def load_model(directory: str | os.PathLike, dtype=np.float32, block_size: int |
         raise ValueError(f"pretrained: dtype must be float32 or float16, got {dtype}")
     hf = read_config(directory)
     config = model_config(hf, f"pretrained {Path(directory) / 'config.json'}", block_size)
-    model = (GPT if isinstance(config, GPTConfig) else Llama)(config)
     state = checkpoint_state(hf, read_weights(directory, dtype), config.block_size)
-    model.load_state_dict(state, assign=True)
+    with uninitialized_parameters():  # every parameter is assigned from the checkpoint next
+        model = (GPT if isinstance(config, GPTConfig) else Llama)(config)
+    model.load_state_dict(state, assign=True)  # strict: a weight missing from the file is an error
     return model.eval()

@@ -27,7 +27,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .atomic import atomic_write_text
 from .data.corpus import cache_dir
+from .files import read_json
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -162,7 +164,10 @@ def needed_files(repo_id: str, files: dict, folder: Path, revision: str, out=Non
     elif "model.safetensors.index.json" in files:
         index = download_file(repo_id, "model.safetensors.index.json", files["model.safetensors.index.json"],
                               folder, revision, out)
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        contents = read_json(index, f"pretrained {repo_id!r}", max_bytes=16 << 20)
+        weight_map = contents.get("weight_map") if isinstance(contents, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise OSError(f"pretrained {repo_id!r}: model.safetensors.index.json has no weight_map of shard names")
         weights = ["model.safetensors.index.json", *dict.fromkeys(weight_map.values())]
     else:
         raise OSError(f"pretrained {repo_id!r}: the repository has no model.safetensors (only safetensors "
@@ -191,5 +196,5 @@ def download(repo_id: str, revision: str = "main", out=None) -> Path:
     files = list_files(repo_id, revision)
     for name in needed_files(repo_id, files, folder, revision, out):
         download_file(repo_id, name, files[name], folder, revision, out)
-    (folder / COMPLETE_MARKER).write_text("\n".join(sorted(files)) + "\n", encoding="utf-8")
+    atomic_write_text(folder / COMPLETE_MARKER, "\n".join(sorted(files)) + "\n")
     return folder

@@ -171,9 +171,24 @@ def load_as(path: str | os.PathLike, dtype) -> dict[str, np.ndarray]:
                 tensors[name] = buffer[data_start + begin: data_start + end].view(dtype).reshape(shape)
                 continue
             f.seek(data_start + begin)
-            raw = np.fromfile(f, dtype=DTYPES[stored], count=math.prod(shape)).reshape(shape)
-            tensors[name] = (_bf16_to_float32(raw) if stored == "BF16" else raw).astype(dtype, copy=False)
+            tensors[name] = _read_converted(f, stored, shape, dtype)
     return tensors
+
+
+CONVERT_CHUNK = 1 << 22  # numbers read and converted at a time: 8-32 MB of transient memory
+
+
+def _read_converted(f, stored: str, shape, dtype) -> np.ndarray:
+    """The tensor at the file's position, read a chunk at a time into its ``dtype`` array, so
+    that converting an embedding of a billion-parameter model takes the result plus one chunk."""
+    result = np.empty(shape, dtype=dtype)
+    flat = result.reshape(-1)
+    for start in range(0, flat.size, CONVERT_CHUNK):
+        raw = np.fromfile(f, dtype=DTYPES[stored], count=min(CONVERT_CHUNK, flat.size - start))
+        if len(raw) == 0:
+            raise ValueError(f"safetensors {f.name}: the file ended inside a tensor")
+        flat[start:start + len(raw)] = _bf16_to_float32(raw) if stored == "BF16" else raw  # cast on assignment
+    return result
 
 
 def load_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -51,7 +51,8 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation", "lora"}
+    assert set(results) == {"ops", "step", "profile", "scaling", "train", "startup", "generation", "pretrained",
+                            "lora"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
@@ -207,3 +208,16 @@ def test_generation_times_cached_and_uncached_for_both_models(quick_results):
         assert row["cached_ms"] > 0 and row["uncached_ms"] > 0
         assert row["speedup"] == row["uncached_ms"] / row["cached_ms"]
         assert row["cache_bytes_per_token"] > 0
+
+
+def test_pretrained_reports_load_memory_and_generation_speed(quick_results):
+    _, results = quick_results
+    result = results["pretrained"]
+    assert [(row["model"], row["stored"]) for row in result["load"]] == [("tiny", "float32"), ("tiny", "bf16")]
+    for row in result["load"]:
+        assert row["load_s"] > 0 and row["peak_rss_delta"] > 0 and row["parameters"] == 119104
+        assert row["peak_over_fp32_weights"] == row["peak_rss_delta"] / (4 * row["parameters"])
+    (generation,) = result["generation"]
+    assert generation["minitransformer_tokens_per_s"] > 0 and generation["new_tokens"] == 8
+    if "transformers_tokens_per_s" in generation:  # the cross-check extra is installed
+        assert generation["same_tokens"] == 8  # the same random checkpoint, greedy: the same tokens

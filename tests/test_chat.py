@@ -85,3 +85,12 @@ def test_a_base_model_without_a_template_cannot_chat(tmp_path, capsys, monkeypat
 def test_shared_prefix_length():
     assert shared_prefix_length([1, 2, 3], [1, 2, 4, 5]) == 2
     assert shared_prefix_length([], [1]) == 0 and shared_prefix_length([1, 2], [1, 2]) == 2
+
+
+def test_a_conversation_longer_than_the_context_asks_for_reset(tmp_path):
+    short = load_lm(write_tiny_chat_model(tmp_path), block_size=60)
+    session = ChatSession(short, GREEDY, max_new_tokens=4)
+    out, err = io.StringIO(), io.StringIO()
+    chat_loop(session, iter(["x" * 80 + "\n", "/reset\n", "hi\n"]), out, err)
+    assert "more than the model's context of 60; /reset to start a new one" in err.getvalue()
+    assert session.messages[0]["content"] == "hi" and session.cache.length == len(session.cached_ids) > 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
-from minitransformer import hf_decoders, nn
+from minitransformer import hf_decoders, nn, safetensors
 from minitransformer.safetensors import load_as, save_file
 
 LLAMA = {"model_type": "llama", "vocab_size": 50, "hidden_size": 16, "intermediate_size": 24,
@@ -96,10 +96,16 @@ def test_float32_weights_are_memory_mapped_not_copied(tmp_path):
     assert (tmp_path / "model.safetensors").read_bytes() == before
 
 
-def test_load_as_converts_half_precision_and_refuses_integers(tmp_path):
+def test_load_as_converts_half_precision_and_refuses_integers(tmp_path, monkeypatch):
     save_file({"w": np.array([1.5, -2.25], dtype=np.float16)}, tmp_path / "h.safetensors")
     widened = load_as(tmp_path / "h.safetensors", np.float32)["w"]
     assert widened.dtype == np.float32 and widened.tolist() == [1.5, -2.25]
+    monkeypatch.setattr(safetensors, "CONVERT_CHUNK", 3)  # a tensor converted in chunks of 3 numbers
+    values = np.linspace(-4, 4, 20, dtype=np.float16).reshape(4, 5)
+    save_file({"a": values, "b": values[::-1].copy()}, tmp_path / "c.safetensors")
+    loaded = load_as(tmp_path / "c.safetensors", np.float32)
+    np.testing.assert_array_equal(loaded["a"], values.astype(np.float32))
+    np.testing.assert_array_equal(loaded["b"], values[::-1].astype(np.float32))
     save_file({"ids": np.arange(3)}, tmp_path / "i.safetensors")
     with pytest.raises(ValueError, match="tensor 'ids' has dtype I64; expected floating-point"):
         load_as(tmp_path / "i.safetensors", np.float32)

@@ -142,3 +142,15 @@ def test_load_lm_fetches_a_hub_name_then_works_offline(fake_hub, tmp_path, monke
     assert lm.tokenizer.encode("hi") == [ord("h"), ord("i")] and lm.chat_template is not None
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert load_lm(REPO).directory == lm.directory
+
+
+def test_a_sharded_model_brings_its_index_and_every_shard(fake_hub, tmp_path):
+    for shard in ("model-1.safetensors", "model-2.safetensors"):
+        save_file({shard: np.ones(3, np.float32)}, tmp_path / shard)
+    index = {"weight_map": {"model-1.safetensors": "model-1.safetensors", "model-2.safetensors": "model-2.safetensors"}}
+    fake_hub.files = {"config.json": b"{}", "model.safetensors.index.json": json.dumps(index).encode(),
+                      **{name: (tmp_path / name).read_bytes() for name in index["weight_map"]},
+                      "model-3.safetensors": b"an unlisted shard is not fetched"}
+    folder = hub.download(REPO, out=open("/dev/null", "w"))
+    assert sorted(p.name for p in folder.iterdir()) == [".complete", "config.json", "model-1.safetensors",
+                                                       "model-2.safetensors", "model.safetensors.index.json"]

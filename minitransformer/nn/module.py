@@ -7,6 +7,7 @@ Assigning a ``Parameter`` or a ``Module`` to an attribute registers it, so
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Iterator
 
@@ -250,11 +251,32 @@ class Sequential(ModuleList):
         return x
 
 
+_skip_init = False  # set only inside ``uninitialized_parameters()``
+
+
+@contextlib.contextmanager
+def uninitialized_parameters():
+    """Build modules whose parameters are allocated but not filled, inside this block, for a
+    model whose every weight a checkpoint replaces next (``load_state_dict(..., assign=True)``
+    with strict=True, so none is left unfilled): no random numbers are drawn for them, and
+    memory that is never written is never paged in. PyTorch's ``torch.nn.utils.skip_init`` and
+    transformers' ``no_init_weights`` serve the same purpose."""
+    global _skip_init
+    previous, _skip_init = _skip_init, True
+    try:
+        yield
+    finally:
+        _skip_init = previous
+
+
 def new_parameter(shape, fill=None, std=None, bound=None, dtype=DEFAULT_DTYPE) -> Parameter:
     """A fresh parameter: filled with a constant, normal(0, std), or uniform(-bound, bound),
-    drawn from the framework's seeded generator (on the CPU; move the module with .to())."""
+    drawn from the framework's seeded generator (on the CPU; move the module with .to()).
+    Inside ``uninitialized_parameters()`` it is left unfilled."""
     rng = backend.generator("cpu")
-    if fill is not None:
+    if _skip_init:
+        data = np.empty(shape, dtype=dtype)
+    elif fill is not None:
         data = np.full(shape, fill, dtype=dtype)
     elif std is not None:
         data = rng.standard_normal(shape, dtype=np.float32).astype(dtype) * dtype(std)

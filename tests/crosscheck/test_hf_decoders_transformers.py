@@ -31,7 +31,8 @@ FAMILIES = {
                                   "original_max_position_embeddings": 16})),
     "qwen2": lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**SMALL)),
     "qwen3": lambda: transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**SMALL, head_dim=16)),
-    "mistral": lambda: transformers.MistralForCausalLM(transformers.MistralConfig(**SMALL, sliding_window=None)),
+    # a sliding window of 16 positions: attention is full up to there, so the model is exact up to 16 tokens
+    "mistral": lambda: transformers.MistralForCausalLM(transformers.MistralConfig(**SMALL, sliding_window=16)),
 }
 
 
@@ -139,3 +140,42 @@ def test_float16_on_request(saved, tmp_path):
     logits = all_logits(model, ids)
     assert np.isfinite(logits).all()
     assert_close_logits(logits.astype(np.float32), expected, rtol=2e-2)  # fp16 rounding, 11 bits
+
+
+def test_load_lm_with_a_trained_tokenizer_matches_transformers_end_to_end(tmp_path, capsys):
+    """A GPT-2 folder with a byte-level BPE tokenizer trained by ``tokenizers`` and saved by
+    transformers: the same ids for texts it was not trained on, and the same greedy text from
+    ``generate --pretrained`` as from transformers' generate and decode."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from minitransformer.cli import main
+    from minitransformer.pretrained import load_lm
+
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(["the cat sat on the mat", "a tensor holds numbers", "the model reads text"] * 20,
+                                  trainer)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=fast.vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+        eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id)).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(8)  # livelier logits than the 0.02 initialisation
+    model.save_pretrained(tmp_path)
+    fast.save_pretrained(tmp_path)
+
+    lm = load_lm(tmp_path)
+    for text in ("The cats read numbers!", "théorie des tenseurs", "  two  spaces\nand a line", "<|endoftext|>x"):
+        assert lm.tokenizer.encode(text) == fast.encode(text), text
+    prompt = "the tensor"
+    with torch.no_grad():
+        out = model.generate(torch.tensor([fast.encode(prompt)]), max_new_tokens=12, do_sample=False,
+                             pad_token_id=fast.eos_token_id)
+    expected = fast.decode(out[0], skip_special_tokens=False).split("<|endoftext|>")[0]
+    assert main(["generate", "--pretrained", str(tmp_path), "--prompt", prompt, "--temperature", "0",
+                 "--max-new-tokens", "12"]) == 0
+    assert capsys.readouterr().out == expected + "\n"

@@ -234,3 +234,24 @@ def test_load_state_dict_keeps_ties():
     target.load_state_dict(source.state_dict())
     assert target.head.weight is target.embed.weight
     np.testing.assert_array_equal(target.head.weight.data, source.embed.weight.data)
+
+
+def test_uninitialized_parameters_draw_no_random_numbers():
+    from minitransformer.nn.module import uninitialized_parameters
+
+    mt.manual_seed(0)
+    expected = nn.Linear(3, 2).weight.numpy()
+    mt.manual_seed(0)
+    with uninitialized_parameters():
+        skipped = nn.Linear(300, 200)
+    assert skipped.weight.shape == (200, 300)
+    assert np.array_equal(nn.Linear(3, 2).weight.numpy(), expected)  # the generator did not move
+
+
+def test_load_state_dict_assign_takes_the_arrays_themselves():
+    layer = nn.Linear(3, 2)
+    weight, bias = np.ones((2, 3), np.float16), np.zeros(2, np.float16)
+    layer.load_state_dict({"weight": weight, "bias": bias}, assign=True)
+    assert layer.weight.data is weight and layer.weight.dtype == np.float16
+    with pytest.raises(TypeError, match="assign takes arrays as they are"):
+        layer.load_state_dict({"weight": [[1.0] * 3] * 2, "bias": bias}, assign=True)
