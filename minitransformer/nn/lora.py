@@ -54,11 +54,10 @@ class LoRALinear(Module):
         for param in base_layer.parameters():
             param.requires_grad = False
         self.lora_dropout = Dropout(dropout)
-        self.lora_A = Linear(in_features, rank, bias=False)
+        self.lora_A = Linear(in_features, rank, bias=False)  # nn.Linear's U(-1/sqrt(in), 1/sqrt(in)) is PEFT's init
         self.lora_B = Linear(rank, out_features, bias=False)
-        weight = base_layer.weight.data
-        self.lora_A.weight = new_parameter((rank, in_features), bound=1 / math.sqrt(in_features))
         self.lora_B.weight = new_parameter((out_features, rank), fill=0.0)
+        weight = base_layer.weight.data
         for adapter in (self.lora_A.weight, self.lora_B.weight):  # where and in what the base lives
             adapter.data = array_module(weight).asarray(adapter.data, dtype=weight.dtype)
         self.rank, self.alpha = rank, float(alpha)
