@@ -1,7 +1,7 @@
 """Run the benchmark suites: ``python -m benchmarks [suite ...] [--quick] [--out DIR | --update-results]``.
 
 Suites: ops, step, profile, llama, scaling, train, startup, generation, tokenizer, distributed,
-pretrained (default: all, in that order).
+pretrained, lora (default: all, in that order).
 Each prints a table and writes ``<suite>.json`` (machine, versions, BLAS, date and every number)
 and a plot beside it, into ``benchmarks/scratch/<machine>/`` (ignored by git; the folder is
 printed at the end), or ``--out DIR``. ``--update-results`` writes the committed
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from . import harness
 from .plots import PLOTS
-from .suites import distributed, generation, llama, ops, pretrained, profile, scaling, startup, step, tokenizer, train
+from .suites import distributed, generation, llama, lora, ops, pretrained, profile, scaling, startup, step, tokenizer, train
 
-SUITES = ("ops", "step", "profile", "llama", "scaling", "train", "startup", "generation", "tokenizer", "distributed", "pretrained")
+SUITES = ("ops", "step", "profile", "llama", "scaling", "train", "startup", "generation", "tokenizer", "distributed", "pretrained", "lora")
 
 
 def main(argv=None) -> int:
@@ -94,8 +94,10 @@ def main(argv=None) -> int:
             result = tokenizer.run(args.quick)
         elif suite == "distributed":
             result = distributed.run(args.quick)
-        else:
+        elif suite == "pretrained":
             result = pretrained.run(args.quick, torch)
+        else:
+            result = lora.run(args.quick)
         payload = {"suite": suite, "quick": args.quick, "machine": machine, "matmul_peak_at_start": peak,
                    "seconds": time.perf_counter() - start, "load_average_after": list(os.getloadavg()),
                    **result}

@@ -8,6 +8,7 @@
     finetune   fine-tune a text classifier (from MiniLM or a trained run) and compare it with one
                trained from random weights
     predict    classify texts with a fine-tuned run
+    finetune-lm  instruction-tune a language model with LoRA adapters (saves only the adapters)
     embed      sentence embeddings from a pretrained encoder (all-MiniLM-L6-v2)
     assignments  release student copies of a course assignment, grade submissions
 
@@ -25,6 +26,7 @@ import dataclasses
 import sys
 import typing
 
+from . import finetune_lm
 from . import chat_command
 from .assignments import command as assignments_command
 from .distributed import error_prefix
@@ -140,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           description="Continue a prompt with text sampled from a trained run "
                                                       "or a pretrained model; the text goes to stdout.")
     model_source = generate_parser.add_mutually_exclusive_group(required=True)
-    model_source.add_argument("--run", metavar="RUN_DIR", help="run directory made by train")
+    model_source.add_argument("--run", metavar="RUN_DIR", help="run directory made by train or finetune-lm")
     model_source.add_argument("--pretrained", metavar="NAME_OR_DIR",
                               help="a folder of Hugging Face model files (GPT-2, Llama, Qwen, Mistral, SmolLM2) "
                                    "or a hub name such as gpt2, downloaded once into the cache")
@@ -191,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed_parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
 
     pretrain_command.add_parser(commands)
+    finetune_lm.add_parser(commands)
     assignments_command.add_parser(commands)
     chat_command.add_parser(commands)
     return parser
@@ -241,6 +244,8 @@ def run_command(args: argparse.Namespace) -> None:
             print(f"{label}\t{probability:.3f}\t{text}")
     elif args.command == "pretrain-bert":
         pretrain_command.run(args)
+    elif args.command == "finetune-lm":
+        finetune_lm.run(args)
     elif args.command == "assignments":
         assignments_command.run(args)
     elif args.command == "chat":

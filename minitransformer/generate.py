@@ -1,4 +1,5 @@
-"""Sample text from a trained run, streamed piece by piece as the tokens come."""
+"""Sample text from a trained run (or a finetune-lm run: its base model with the adapters),
+streamed piece by piece as the tokens come."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Iterator
 import numpy as np
 
 from . import backend
+from .adapters import load_for_generation
+from .data.instructions import format_prompt
 from .nn.generation import SamplingSettings, generate_tokens
 from .pretrained import load_lm
-from .train import load_run
 
 
 MAX_NEW_TOKENS = 100_000
@@ -21,7 +23,8 @@ def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings
                 out=None, pretrained: bool = False) -> Iterator[str]:
     """The prompt, then the sampled text in pieces as it is generated (joined: the whole text).
 
-    ``run_dir``: a run made by ``train``, or with ``pretrained`` a Hugging Face model folder or
+    ``run_dir``: a run made by ``train`` or ``finetune-lm`` (whose prompt is put in its
+    template), or with ``pretrained`` a Hugging Face model folder or
     hub name (``pretrained.load_lm``; its end-of-text tokens end the text).
     A prompt longer than the model's context is cropped to its last block_size tokens (with a
     note on ``out``); characters the tokenizer cannot encode raise a ValueError listing them.
@@ -43,7 +46,11 @@ def stream_text(run_dir, prompt: str = "\n", max_new_tokens: int = 200, settings
         lm = load_lm(run_dir, device=device, out=out)
         model, tokenizer, stop_tokens = lm.model, lm.tokenizer, lm.stop_token_ids
     else:
-        (model, tokenizer, _), stop_tokens = load_run(run_dir, device), ()
+        (model, tokenizer, info), stop_tokens = load_for_generation(run_dir, device), ()
+        if info.get("kind") == "lora":  # an instruction-tuned run answers prompts in its template
+            prompt = format_prompt(prompt)
+            end = info.get("end_ids") or []
+            stop_tokens = tuple(end) if len(end) == 1 else ()  # an end-of-sequence token ends the answer
     ids = tokenizer.encode(prompt) or tokenizer.encode("\n")[:1] or [0]
     block_size = model.config.block_size
     if len(ids) > block_size:

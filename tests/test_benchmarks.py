@@ -52,12 +52,22 @@ def test_update_results_refuses_quick_numbers():
 
 def test_every_suite_writes_json_with_the_machine(quick_results):
     _, results = quick_results
-    assert set(results) == {"ops", "step", "profile", "llama", "scaling", "train",
-                            "startup", "generation", "tokenizer", "distributed", "pretrained"}
+    assert set(results) == {"ops", "step", "profile", "llama", "scaling", "train", "startup",
+                            "generation", "tokenizer", "distributed", "pretrained", "lora"}
     for suite, result in results.items():
         assert result["suite"] == suite and result["quick"] is True
         assert MACHINE_FIELDS <= set(result["machine"])
         assert result["matmul_peak_at_start"]["gflops"] > 0
+
+
+def test_lora_compares_a_full_step_with_adapters_on_the_same_model(quick_results):
+    _, results = quick_results
+    full, *adapted = results["lora"]["results"]
+    assert full["variant"] == "full fine-tune" and full["trainable"] == full["total"] and len(adapted) == 2
+    for row in adapted:
+        assert row["trainable"] < full["trainable"] and row["total"] == full["total"] + row["trainable"]
+        assert row["saved_bytes"] == 4 * row["trainable"] and row["optimizer_state_bytes"] == 8 * row["trainable"]
+        assert row["step_ms"] > 0 and row["time_vs_full"] > 0
 
 
 def test_ops_times_fused_and_composed_for_every_op(quick_results):

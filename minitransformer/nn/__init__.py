@@ -11,6 +11,8 @@ from .generation import SamplingSettings
 from .layers import (GELU, Dropout, Embedding, LayerNorm, Linear, ReLU, RMSNorm, RotaryEmbedding, Sigmoid,
                      SwiGLU, Tanh)
 from .llama import Llama, LlamaConfig
+from .lora import (LoRALinear, apply_lora, count_parameters, load_lora_state_dict, lora_layers, lora_state_dict,
+                   merge_and_unload, merged_state_dict)
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
@@ -18,7 +20,8 @@ __all__ = [
     "GELU", "GPT", "GRU", "LSTM", "LSTMCell", "MLP", "RNN", "BertConfig", "BertForPreTraining",
     "BertForSequenceClassification", "BertModel", "Block", "CausalSelfAttention", "Conv1d", "Conv2d", "Flatten",
     "MaxPool2d", "Dropout", "Embedding", "GPTClassifier", "GPTConfig", "GRUCell",
-    "KVCache", "LayerCache", "LayerNorm", "Linear", "Llama", "LlamaConfig", "Module", "ModuleDict",
+    "KVCache", "LayerCache", "LayerNorm", "Linear", "Llama", "LlamaConfig", "LoRALinear", "Module", "ModuleDict",
     "ModuleList", "Parameter", "RMSNorm", "RNNCell", "ReLU", "RotaryEmbedding", "SamplingSettings",
-    "Sequential", "Sigmoid", "SwiGLU", "Tanh",
+    "Sequential", "Sigmoid", "SwiGLU", "Tanh", "apply_lora", "count_parameters", "load_lora_state_dict",
+    "lora_layers", "lora_state_dict", "merge_and_unload", "merged_state_dict",
 ]

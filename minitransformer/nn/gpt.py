@@ -230,14 +230,15 @@ class GPT(GenerationMixin, Module):
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95),
                              device_type: str | None = None):
         """AdamW with nanoGPT's two parameter groups: weight decay on matrices (every >= 2-D
-        weight: embeddings and Linear weights), none on biases and LayerNorm gains.
+        weight: embeddings and Linear weights), none on biases and LayerNorm gains. Frozen
+        parameters (``requires_grad`` False, e.g. the base of a LoRA model) are left out.
 
         ``device_type`` is accepted so that nanoGPT's call ``configure_optimizers(wd, lr, betas,
         device_type)`` works unchanged; nanoGPT uses it to pick a fused CUDA AdamW, which has
         no counterpart here."""
         from ..optim import AdamW  # optim sits beside nn; imported here to keep nn free of it
 
-        params = self.parameters()
+        params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
         groups = [{"params": decay, "weight_decay": weight_decay},

@@ -32,8 +32,12 @@ class Optimizer:
             if unknown:
                 raise ValueError(f"{type(self).__name__}: unknown options {sorted(unknown)} in a parameter group")
             for param in group["params"]:
-                if not isinstance(param, Tensor) or not param.requires_grad:
-                    raise TypeError(f"{type(self).__name__}: can only optimize tensors that require grad, got {type(param).__name__}")
+                if not isinstance(param, Tensor):
+                    raise TypeError(f"{type(self).__name__}: can only optimize tensors, got {type(param).__name__}")
+                if not param.requires_grad:  # a frozen parameter would never change: a mistake
+                    raise TypeError(f"{type(self).__name__}: can only optimize tensors that require grad, got a "
+                                    f"frozen one {tuple(param.shape)} (requires_grad False); pass "
+                                    "[p for p in model.parameters() if p.requires_grad]")
                 if id(param) in seen:
                     raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
                 seen.add(id(param))
