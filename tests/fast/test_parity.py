@@ -105,6 +105,8 @@ def test_layer_norm_empty_and_one_feature():
                   **LAYER_NORM_TOLERANCE)
     assert_parity(lambda x, w, b: F.layer_norm(x, w, b), np.full((3, 1), 2.0), np.ones(1), np.ones(1),
                   **LAYER_NORM_TOLERANCE)
+    assert_parity(lambda x, w, b: F.layer_norm(x, w, b), np.zeros((3, 0)), np.ones(0), np.zeros(0),
+                  **LAYER_NORM_TOLERANCE)  # rows of no features: empty outputs, as the reference
 
 
 # --- softmax and log-softmax over the last axis: cpu.softmax, cpu.log_softmax ------------------

@@ -24,7 +24,8 @@ class CompiledLayerNorm(LayerNorm):
     def forward(self, x, weight, bias=None, eps=1e-5):
         check_layer_norm_inputs(x, weight, bias)
         n = x.shape[-1]
-        rows_in = np.ascontiguousarray(x).reshape(-1, n)  # (N, C)
+        # the row count spelled out: reshape(-1, 0) cannot infer it for rows of no features
+        rows_in = np.ascontiguousarray(x).reshape(math.prod(x.shape[:-1]), n)  # (N, C)
         x_hat, out = np.empty_like(rows_in), np.empty_like(rows_in)
         rstd = np.empty((rows_in.shape[0], 1), dtype=x.dtype)  # (N, 1)
         shift = bias if bias is not None else np.zeros_like(weight)
@@ -41,7 +42,7 @@ class CompiledLayerNorm(LayerNorm):
     def backward(self, grad):
         x_hat, rstd, weight = self.saved  # (N, C), (N, 1), (C,)
         n = x_hat.shape[-1]
-        grad_rows = np.ascontiguousarray(grad).reshape(-1, n)  # (N, C)
+        grad_rows = np.ascontiguousarray(grad).reshape(x_hat.shape)  # (N, C)
         grad_x = np.empty_like(grad_rows)
 
         def backward_rows(rows):  # this block's grad_x, and its share of dL/dw and dL/db
