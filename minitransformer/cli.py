@@ -215,17 +215,24 @@ def embed(texts: list[str], pretrained: str, device: str) -> None:
         print(f"[{i}]  " + " ".join(f"{value:7.4f}" for value in row))
 
 
+def run_or_resume(command: str, args: argparse.Namespace, config_class, resumable, entry) -> None:
+    """A run command (train, pretrain-bert, finetune-lm): ``--resume DIR`` continues a run with
+    the flags given as overrides (only ``resumable`` ones), else a new run starts from
+    ``--config FILE`` and the flags. ``entry`` is the command's function, e.g. ``train``."""
+    given = _given(args, config_class)
+    if args.resume:
+        if args.config:
+            raise ValueError(f"{command}: --resume continues a run with its own config; give flags "
+                             f"({', '.join(resumable)}) instead of --config")
+        entry(resume=args.resume, overrides=given, out=sys.stderr, results=sys.stdout)
+    else:
+        entry(_config_from_file_and_flags(command, config_class, args.config, given), out=sys.stderr,
+              results=sys.stdout)
+
+
 def run_command(args: argparse.Namespace) -> None:
     if args.command == "train":
-        given = _given(args, TrainConfig)
-        if args.resume:
-            if args.config:
-                raise ValueError("train: --resume continues a run with its own config; give flags "
-                                 f"({', '.join(RESUMABLE_OVERRIDES)}) instead of --config")
-            train(resume=args.resume, overrides=given, out=sys.stderr, results=sys.stdout)
-        else:
-            train(_config_from_file_and_flags("train", TrainConfig, args.config, given), out=sys.stderr,
-                  results=sys.stdout)
+        run_or_resume("train", args, TrainConfig, RESUMABLE_OVERRIDES, train)
     elif args.command == "generate":
         settings = SamplingSettings(args.temperature, args.top_k, args.top_p, args.min_p, args.repetition_penalty)
         for piece in stream_text(args.run or args.pretrained, args.prompt, args.max_new_tokens, settings,

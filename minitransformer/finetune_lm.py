@@ -378,13 +378,6 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> None:
-    from .cli import _config_from_file_and_flags, _given
+    from .cli import run_or_resume
 
-    given = _given(args, FinetuneLMConfig)
-    if args.resume:
-        if args.config:
-            raise ValueError("finetune-lm: --resume continues a run with its own config; give flags instead of --config")
-        finetune_lm(resume=args.resume, overrides=given, out=sys.stderr, results=sys.stdout)
-    else:
-        config = _config_from_file_and_flags("finetune-lm", FinetuneLMConfig, args.config, given)
-        finetune_lm(config, out=sys.stderr, results=sys.stdout)
+    run_or_resume("finetune-lm", args, FinetuneLMConfig, RESUMABLE_OVERRIDES, finetune_lm)

@@ -10,7 +10,6 @@ here. The flags it shares with ``train`` have the same names.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .pretrain import RESUMABLE_OVERRIDES, PretrainConfig, pretrain
 
@@ -34,14 +33,6 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from .cli import _config_from_file_and_flags, _given
+    from .cli import run_or_resume
 
-    given = _given(args, PretrainConfig)
-    if args.resume:
-        if args.config:
-            raise ValueError("pretrain-bert: --resume continues a run with its own config; give flags "
-                             f"({', '.join(RESUMABLE_OVERRIDES)}) instead of --config")
-        pretrain(resume=args.resume, overrides=given, out=sys.stderr, results=sys.stdout)
-    else:
-        config = _config_from_file_and_flags("pretrain-bert", PretrainConfig, args.config, given)
-        pretrain(config, out=sys.stderr, results=sys.stdout)
+    run_or_resume("pretrain-bert", args, PretrainConfig, RESUMABLE_OVERRIDES, pretrain)
